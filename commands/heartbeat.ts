@@ -1,0 +1,14 @@
+/** `heartbeat`: the agent's STARTING/RUNNING state (spec 2.2). */
+import { defineCommand } from "../lib/command.ts";
+import { makeReply } from "../lib/protocol.ts";
+
+export default defineCommand({
+  name: "heartbeat",
+  description: "Reports the agent's state: STARTING until initialize succeeds, then RUNNING.",
+  args: {},
+  run(_args, ctx) {
+    return Promise.resolve(
+      makeReply(0, { reply_type: "string", reply_object: ctx.services.state.get() }),
+    );
+  },
+});

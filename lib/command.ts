@@ -1,0 +1,142 @@
+/**
+ * The contract between the dispatcher and command modules. A command module
+ * (one file in `commands/`) exports `defineCommand({...})`; it declares its
+ * arguments once and receives converted values plus a context.
+ */
+import type { AgentConfig } from "./config_schema.ts";
+import type { ArgSpec } from "./arguments.ts";
+import type { LogLevel, ReplyPayload } from "./protocol.ts";
+
+/** How a command runs (spec 2.0 execution classes). */
+export type Execution = "normal" | "long" | "immediate";
+
+/** Console logging for a running command (becomes LOG frames, spec 1.9). */
+export interface CommandLog {
+  /** A line the command or its script reported (DEBUG "job details"). */
+  detail(line: string): void;
+  /** A console event at the given level. */
+  console(level: LogLevel, message: string): void;
+}
+
+/** The agent's persistent STARTING/RUNNING state (seen by heartbeat). */
+export interface AgentStateStore {
+  get(): string;
+  set(state: string): void;
+}
+
+/** A long-running job as the manager sees it (spec 2.0 job description). */
+export interface JobDescription {
+  customer_id: unknown;
+  description: string;
+  job_id: number;
+  job_status: "WAITING" | "RUNNING" | "COMPLETE" | "ERROR";
+  message: string | null;
+  start_date: number;
+  end_date: number | null;
+  command_reply: ReplyPayload | null;
+}
+
+/** Looks up long-running jobs. */
+export interface JobLookup {
+  describe(jobId: number): JobDescription | undefined;
+}
+
+/** Options of a system-stat collector (spec 2.18). */
+export interface StatOptions {
+  statType: string;
+  statName: string;
+  holdCount: number;
+  checkInterval: number;
+}
+
+/** The registry of system-stat collectors (spec 7). Methods throw Error with a clear text. */
+export interface StatRegistryLike {
+  init(options: StatOptions): void;
+  get(statName: string): { replyType: string; samples: Record<string, number>[] };
+  delete(statName: string): void;
+}
+
+/** Facts about this host and the manager session. */
+export interface HostInfo {
+  /** The agent's version string. */
+  version: string;
+  platformName: string;
+  platformVersion: string;
+  /** The IPv4 addresses the cloud metadata reports, primary first (spec 8). */
+  ipv4Addresses(): Promise<string[]>;
+  /** customerId from the last successful handshake, or null. */
+  customerId(): unknown;
+}
+
+/** Shared services a command may use; tests provide their own. */
+export interface CommandServices {
+  state: AgentStateStore;
+  jobs: JobLookup;
+  stats: StatRegistryLike;
+  host: HostInfo;
+  /** Extra adapters registered by command families (e.g. accounts), by name. */
+  adapters: Record<string, unknown>;
+}
+
+/** What a running command gets besides its arguments. */
+export interface CommandContext {
+  requestId: string;
+  config: AgentConfig;
+  /** Aborted when the command is cancelled or the agent shuts down for good. */
+  signal: AbortSignal;
+  log: CommandLog;
+  services: CommandServices;
+  /** Runs another command in-process (initialize runs rename and add_user). */
+  invoke(command: string, args: Record<string, unknown>): Promise<ReplyPayload>;
+}
+
+type ArgValue<S extends ArgSpec> = S["type"] extends "str" | "user_name" | "base64_text" ? string
+  : S["type"] extends "int" | "float" ? number
+  : S["type"] extends "bool" ? boolean
+  : S["type"] extends "list" ? unknown[]
+  : S["type"] extends "dict" ? Record<string, unknown>
+  : S["type"] extends "base64_bytes" ? Uint8Array
+  : unknown;
+
+/** Converted argument values of a command; optional ones may be null. */
+export type ArgValues<A extends Record<string, ArgSpec>> = {
+  [K in keyof A]: A[K]["required"] extends true ? ArgValue<A[K]> | null
+    : A[K]["default"] extends undefined ? ArgValue<A[K]> | null
+    : ArgValue<A[K]>;
+};
+
+/** A command the manager can ask for. */
+export interface CommandModule {
+  name: string;
+  /** One line for `--help`-style listings. */
+  description: string;
+  args: Record<string, ArgSpec>;
+  execution: Execution;
+  /** Handshake features this command contributes (spec 1.3 step 2). */
+  features?(config: AgentConfig): Record<string, unknown>;
+  run(args: Record<string, unknown>, ctx: CommandContext): Promise<ReplyPayload>;
+}
+
+/** Definition accepted by {@linkcode defineCommand}. */
+export interface CommandDefinition<A extends Record<string, ArgSpec>> {
+  name: string;
+  description: string;
+  args: A;
+  execution?: Execution;
+  features?(config: AgentConfig): Record<string, unknown>;
+  run(args: ArgValues<A>, ctx: CommandContext): Promise<ReplyPayload>;
+}
+
+/** Declares a command with typed arguments. */
+export function defineCommand<const A extends Record<string, ArgSpec>>(
+  def: CommandDefinition<A>,
+): CommandModule {
+  return {
+    name: def.name,
+    description: def.description,
+    args: def.args,
+    execution: def.execution ?? "normal",
+    features: def.features,
+    run: (args, ctx) => def.run(args as ArgValues<A>, ctx),
+  };
+}
