@@ -1,0 +1,480 @@
+/**
+ * The request listener (spec 1.5-1.7): turns incoming frames into journalled,
+ * at-most-once command executions and makes sure every reply reaches the
+ * manager. It knows the journal, the plugin table and a `Transport`; it does
+ * not know websockets.
+ *
+ * Memory stays bounded: only requests being worked on and replies awaiting an
+ * ACK are held (ids and timers, not payloads), capped by `max_at_once` or,
+ * when that is -1, by MAX_OUTSTANDING.
+ */
+import { getLogger } from "@logtape/logtape";
+import type { AgentConfig } from "./config_schema.ts";
+import type { CommandContext, CommandServices } from "./command.ts";
+import { executeCommand } from "./execute.ts";
+import { ArgumentError, parseArguments } from "./arguments.ts";
+import { Journal, type RequestRow } from "./journal.ts";
+import { JobTable, publicView } from "./jobs.ts";
+import type { PluginEntry, PluginTable } from "./plugin_conf.ts";
+import { WorkerPool } from "./worker_pool.ts";
+import {
+  ackFrame,
+  errorReply,
+  type IncomingMessage,
+  type LogLevel,
+  makeReply,
+  MessageIds,
+  nackFrame,
+  parseFrame,
+  replyFrame,
+  type ReplyPayload,
+  type RequestMessage,
+  statusFrame,
+} from "./protocol.ts";
+
+const log = getLogger(["dcm", "agent", "messaging"]);
+const consoleLog = getLogger(["dcm", "agent", "log", "to", "agent", "manager"]);
+
+/** Outstanding requests allowed when `[messaging] max_at_once` is -1. */
+export const MAX_OUTSTANDING = 10000;
+
+/** How the listener sends frames. */
+export interface Transport {
+  /** Sends a frame if the connection is open; returns false otherwise. */
+  send(frame: Record<string, unknown>): boolean;
+  isOpen(): boolean;
+}
+
+/** Options for {@linkcode RequestListener}. */
+export interface ListenerOptions {
+  config: AgentConfig;
+  journal: Journal;
+  plugins: () => PluginTable;
+  transport: Transport;
+  /** The agentID of the current session, or null before the first handshake. */
+  agentId: () => string | null;
+  /** Services for commands; `jobs` is provided by the listener. */
+  services: Omit<CommandServices, "jobs">;
+  /** Called for HEMLOCK: the agent must die at once. */
+  onHemlock: () => void;
+}
+
+interface InFlight {
+  command: string;
+  abort: AbortController;
+  cancelled: boolean;
+  /** The manager NACKed while the command ran: store the reply, do not send it. */
+  nacked: boolean;
+}
+
+interface Awaiting {
+  messageId: string;
+  due: number;
+}
+
+/** Handles every post-handshake frame and owns reply delivery. */
+export class RequestListener {
+  readonly jobs: JobTable;
+  #o: ListenerOptions;
+  #ids = new MessageIds();
+  #inflight = new Map<string, InFlight>();
+  #awaiting = new Map<string, Awaiting>();
+  #normal: WorkerPool;
+  #long: WorkerPool;
+  #services: CommandServices;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #accepting = true;
+
+  constructor(options: ListenerOptions) {
+    this.#o = options;
+    this.jobs = new JobTable(options.journal);
+    this.#services = { ...options.services, jobs: this.jobs };
+    this.#normal = new WorkerPool(options.config.workers.count);
+    this.#long = new WorkerPool(options.config.workers.long_runner_threads);
+  }
+
+  /** Recovers the journal after a restart and starts the retransmission timer. */
+  async start(): Promise<void> {
+    const { journal } = this.#o;
+    const recovery = journal.recover();
+    if (recovery.lost > 0) {
+      log.warn("{n} command(s) were running when the agent stopped; they get a 'lost' reply and are not run again", {
+        n: recovery.lost,
+      });
+    }
+    for (const row of journal.pendingReplies()) {
+      this.#awaiting.set(row.requestId, { messageId: row.replyMessageId ?? this.#ids.next(), due: 0 });
+    }
+    for (const row of recovery.notStarted) this.#resume(row);
+    for (const job of await this.jobs.recover()) {
+      const entry = this.#o.plugins().find(job.command);
+      if (!entry) continue;
+      log.info("resuming job {id} ({command}) that had not started before the restart", {
+        id: job.job_id,
+        command: job.command,
+      });
+      this.#long.submit({ id: job.requestId, run: () => this.#runJob(entry, job, job.arguments) });
+    }
+    this.#armTimer();
+  }
+
+  /** Applies changed settings (SIGHUP). */
+  reconfigure(config: AgentConfig): void {
+    this.#o.config = config;
+    this.#normal.resize(config.workers.count);
+    this.#long.resize(config.workers.long_runner_threads);
+    this.#armTimer();
+  }
+
+  /** Called when the connection becomes OPEN: push every unacknowledged reply now. */
+  onOpen(): void {
+    for (const a of this.#awaiting.values()) a.due = 0;
+    this.#retransmit();
+  }
+
+  /** Handles one incoming text frame; never throws. */
+  handleFrame(text: string): void {
+    const parsed = parseFrame(text);
+    if (!parsed.ok) {
+      log.warn("rejected a malformed message: {error}", { error: parsed.error });
+      this.#nack(parsed.requestId, parsed.error);
+      return;
+    }
+    try {
+      this.#dispatch(parsed.message);
+    } catch (err) {
+      log.error("failed to handle {type} for {id}: {error}", {
+        type: parsed.message.type,
+        id: parsed.message.request_id,
+        error: (err as Error).message,
+      });
+      this.#nack(parsed.message.request_id, `the agent could not handle the message: ${(err as Error).message}`);
+    }
+  }
+
+  #dispatch(msg: IncomingMessage): void {
+    const id = msg.request_id;
+    switch (msg.type) {
+      case "HEMLOCK":
+        log.warn("HEMLOCK received: the agent kills itself now");
+        this.#o.onHemlock();
+        return;
+      case "ALERT_ACK":
+        return; // Intrusion-detection alerts are not sent by this agent.
+      case "REQUEST":
+        this.#onRequest(msg);
+        return;
+      case "ACK":
+      case "NACK":
+        this.#onReplyAck(id, msg.type);
+        return;
+      case "CANCEL":
+        this.#onCancel(id);
+        return;
+      case "STATUS":
+        this.#onStatus(id);
+        return;
+    }
+  }
+
+  #onRequest(msg: RequestMessage): void {
+    const id = msg.request_id;
+    if (this.#inflight.has(id)) {
+      this.#send(ackFrame(this.#env(id), "request_received"));
+      return;
+    }
+    if (this.#awaiting.has(id)) {
+      this.#resendStoredReply(id, this.#o.journal.get(id));
+      return;
+    }
+    const row = this.#o.journal.get(id);
+    if (row) {
+      this.#answerKnownRequest(row);
+      return;
+    }
+    if (!this.#accepting) return; // Shutting down: the manager retransmits to the next agent.
+    const entry = this.#o.plugins().find(msg.payload.command);
+    if (!entry) {
+      this.#nack(id, `the command '${msg.payload.command}' is not known to this agent (plugin.conf: ${this.#o.plugins().source})`);
+      return;
+    }
+    const limit = this.#o.config.messaging.max_at_once;
+    const cap = limit > -1 ? limit : MAX_OUTSTANDING;
+    if (this.#inflight.size + this.#awaiting.size >= cap) {
+      const text = `the agent can only handle ${cap} commands at once; retry later`;
+      consoleLog.fatal("The agent is overloaded: {text}", { text, requestId: id });
+      this.#nack(id, text);
+      return;
+    }
+    const flight: InFlight = { command: entry.name, abort: new AbortController(), cancelled: false, nacked: false };
+    this.#inflight.set(id, flight);
+    this.#o.journal.insertAcked(id, msg, this.#o.agentId()).then(
+      () => {
+        this.#send(ackFrame(this.#env(id)));
+        this.#schedule(id, entry, msg.payload.arguments, msg.payload.longer_runner);
+      },
+      (err) => {
+        this.#inflight.delete(id);
+        log.error("could not journal request {id}: {error}", { id, error: (err as Error).message });
+        this.#nack(id, `the agent could not record the request: ${(err as Error).message}`);
+      },
+    );
+  }
+
+  /** A REQUEST for a request the journal knows but memory does not. */
+  #answerKnownRequest(row: RequestRow): void {
+    switch (row.state) {
+      case "NACKED":
+        this.#nack(row.requestId, `${row.requestId} was already rejected`, "request_received");
+        return;
+      case "ACKED":
+        // Only possible for a row that start-up recovery is about to run.
+        this.#send(ackFrame(this.#env(row.requestId), "request_received"));
+        return;
+      default:
+        this.#resendStoredReply(row.requestId, row);
+    }
+  }
+
+  #resendStoredReply(id: string, row: RequestRow | undefined): void {
+    const reply = row?.reply ?? makeReply(1, { error_message: "the stored reply could not be read" });
+    this.#send(replyFrame(this.#env(id), reply));
+  }
+
+  #schedule(id: string, entry: PluginEntry, args: Record<string, unknown>, longer: unknown): void {
+    const execution = longer === undefined ? entry.execution : (longer ? "long" : entry.execution === "long" ? "normal" : entry.execution);
+    if (execution === "long") {
+      void this.#acceptJob(id, entry, args);
+    } else if (execution === "immediate") {
+      void this.#runRequest(id, entry, args);
+    } else {
+      this.#normal.submit({ id, run: () => this.#runRequest(id, entry, args) });
+    }
+  }
+
+  /** Re-runs a request that was ACKed but provably never started before a restart. */
+  #resume(row: RequestRow): void {
+    const doc = row.requestDoc as { payload?: { command?: string; arguments?: Record<string, unknown>; longer_runner?: unknown } } | null;
+    const entry = doc?.payload?.command ? this.#o.plugins().find(doc.payload.command) : undefined;
+    if (!entry) {
+      void this.#finish(row.requestId, errorReply("the command of this request is no longer offered by the agent"));
+      return;
+    }
+    log.info("running request {id} ({command}) that was accepted but had not started before the restart", {
+      id: row.requestId,
+      command: entry.name,
+    });
+    this.#inflight.set(row.requestId, { command: entry.name, abort: new AbortController(), cancelled: false, nacked: false });
+    this.#schedule(row.requestId, entry, doc?.payload?.arguments ?? {}, doc?.payload?.longer_runner);
+  }
+
+  async #runRequest(id: string, entry: PluginEntry, args: Record<string, unknown>): Promise<void> {
+    const flight = this.#inflight.get(id);
+    if (!flight || flight.cancelled) return;
+    try {
+      await this.#o.journal.markStarted(id);
+    } catch (err) {
+      await this.#finish(id, errorReply(`the agent could not record the start of the command: ${(err as Error).message}`));
+      return;
+    }
+    consoleLog.info("Job {name} started", { name: entry.name, requestId: id });
+    let reply = await executeCommand(entry.module, args, this.#context(id, flight.abort.signal));
+    if (flight.cancelled) {
+      reply = makeReply(1, { message: reply.message, error_message: "the command was cancelled by the manager" });
+    }
+    if (reply.return_code === 0) consoleLog.info("Job {name} succeeded", { name: entry.name, requestId: id });
+    else consoleLog.error("Job {name} failed", { name: entry.name, requestId: id });
+    await this.#finish(id, reply);
+  }
+
+  /** Long runner: validate, create the job, reply with its description at once, then queue it. */
+  async #acceptJob(id: string, entry: PluginEntry, args: Record<string, unknown>): Promise<void> {
+    try {
+      parseArguments(entry.module.args, args);
+    } catch (err) {
+      const text = err instanceof ArgumentError ? err.message : String(err);
+      await this.#finish(id, errorReply(text));
+      return;
+    }
+    const job = await this.jobs.create(id, {
+      command: entry.name,
+      arguments: args,
+      customerId: this.#services.host.customerId(),
+    });
+    await this.#finish(id, makeReply(0, { reply_type: "job_description", reply_object: publicView(job) }));
+    this.#long.submit({ id: `job:${job.job_id}`, run: () => this.#runJob(entry, job, args) });
+  }
+
+  async #runJob(entry: PluginEntry, job: Parameters<JobTable["finish"]>[0], args: Record<string, unknown>): Promise<void> {
+    await this.jobs.markRunning(job);
+    const abort = new AbortController();
+    const reply = await executeCommand(entry.module, args, this.#context(job.requestId, abort.signal));
+    await this.jobs.finish(job, reply);
+  }
+
+  #context(id: string, signal: AbortSignal): CommandContext {
+    const ctx: CommandContext = {
+      requestId: id,
+      config: this.#o.config,
+      signal,
+      log: {
+        detail: (line) => consoleLog.debug("{line}", { line, requestId: id }),
+        console: (level, message) => logAt(level, message, id),
+      },
+      services: this.#services,
+      invoke: (command, args) => {
+        const entry = this.#o.plugins().find(command);
+        if (!entry) return Promise.resolve(errorReply(`the command '${command}' is not available`));
+        return executeCommand(entry.module, args, ctx);
+      },
+    };
+    return ctx;
+  }
+
+  /** Persists a reply, then sends it and keeps retransmitting it until ACK/NACK. */
+  async #finish(id: string, reply: ReplyPayload): Promise<void> {
+    const flight = this.#inflight.get(id);
+    const messageId = this.#ids.next();
+    const nacked = flight?.nacked ?? false;
+    try {
+      await this.#o.journal.storeReply(id, reply, { messageId, state: nacked ? "REPLY_NACKED" : "REPLY" });
+    } catch (err) {
+      // Never leave the manager waiting for ever: send it, though it is not durable.
+      log.error("could not journal the reply of {id}: {error}", { id, error: (err as Error).message });
+    }
+    this.#inflight.delete(id);
+    if (nacked) return;
+    this.#awaiting.set(id, { messageId, due: Date.now() + this.#retransmitMs() });
+    this.#send(replyFrame({ message_id: messageId, request_id: id, agent_id: this.#o.agentId() }, reply));
+  }
+
+  #onReplyAck(id: string, type: "ACK" | "NACK"): void {
+    if (this.#awaiting.delete(id)) {
+      this.#o.journal.setReplyState(id, type === "ACK" ? "REPLY_ACKED" : "REPLY_NACKED").catch((err) =>
+        log.error("could not record the {type} of {id}: {error}", { type, id, error: (err as Error).message })
+      );
+      return;
+    }
+    const flight = this.#inflight.get(id);
+    if (flight) {
+      if (type === "NACK") {
+        log.warn("the manager rejected request {id} while it runs; its reply will be kept but not sent", { id });
+        flight.nacked = true;
+      } else {
+        this.#nack(id, `the event REPLY_ACK is not valid when in state ACKED`, "request_received");
+      }
+      return;
+    }
+    if (this.#o.journal.get(id)) return; // A late duplicate for a finished request: nothing to do.
+    this.#nack(id, `${id} is an unknown ID`);
+  }
+
+  #onCancel(id: string): void {
+    const flight = this.#inflight.get(id);
+    if (!flight) {
+      if (!this.#o.journal.get(id)) this.#nack(id, `${id} is an unknown ID`);
+      return; // Cancelling a finished request is harmless.
+    }
+    log.info("cancelling request {id} ({command})", { id, command: flight.command });
+    flight.cancelled = true;
+    if (this.#normal.withdraw(id)) {
+      void this.#finish(id, makeReply(1, { error_message: "the command was cancelled by the manager before it started" }));
+      return;
+    }
+    flight.abort.abort(new Error("cancelled by the manager"));
+  }
+
+  #onStatus(id: string): void {
+    if (this.#inflight.has(id)) {
+      this.#send(statusFrame(this.#env(id), "ACKED", null));
+      return;
+    }
+    const row = this.#o.journal.get(id);
+    if (!row) {
+      this.#nack(id, `${id} is an unknown ID`);
+      return;
+    }
+    this.#send(statusFrame(this.#env(id), row.state, row.reply));
+  }
+
+  #retransmitMs(): number {
+    return this.#o.config.messaging.retransmission_timeout * 1000;
+  }
+
+  #armTimer(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    const every = Math.max(20, Math.min(1000, this.#retransmitMs() / 4));
+    this.#timer = setInterval(() => this.#retransmit(), every);
+  }
+
+  #retransmit(): void {
+    if (!this.#o.transport.isOpen() || this.#awaiting.size === 0) return;
+    const now = Date.now();
+    for (const [id, a] of this.#awaiting) {
+      if (a.due > now) continue;
+      const row = this.#o.journal.get(id);
+      if (!row || row.state !== "REPLY") {
+        this.#awaiting.delete(id);
+        continue;
+      }
+      if (!this.#send(replyFrame({ message_id: a.messageId, request_id: id, agent_id: this.#o.agentId() }, row.reply ?? makeReply(1)))) return;
+      a.due = now + this.#retransmitMs();
+    }
+  }
+
+  #env(id: string): { message_id: string; request_id: string; agent_id: string | null } {
+    return { message_id: this.#ids.next(), request_id: id, agent_id: this.#o.agentId() };
+  }
+
+  #nack(id: string, error: string, entity?: string): void {
+    this.#send(nackFrame(this.#env(id), error, entity));
+  }
+
+  #send(frame: Record<string, unknown>): boolean {
+    return this.#o.transport.send(frame);
+  }
+
+  /** Number of requests being worked on and replies awaiting an ACK. */
+  get outstanding(): { running: number; awaitingAck: number } {
+    return { running: this.#inflight.size, awaitingAck: this.#awaiting.size };
+  }
+
+  /**
+   * Graceful stop: accept nothing new, let running commands finish for
+   * `graceMs`, then cancel them so their (cancelled) replies are journalled.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.#accepting = false;
+    const drained = Promise.all([this.#normal.drain(), this.#long.drain()]);
+    const timedOut = await Promise.race([
+      drained.then(() => false),
+      new Promise<boolean>((r) => {
+        const t = setTimeout(() => r(true), graceMs);
+        drained.then(() => clearTimeout(t));
+      }),
+    ]);
+    if (timedOut) {
+      log.warn("{n} command(s) still running after the shutdown grace period; stopping them", { n: this.#inflight.size });
+      for (const f of this.#inflight.values()) f.abort.abort(new Error("the agent is shutting down"));
+      await Promise.race([drained, new Promise((r) => setTimeout(r, 5000))]);
+    }
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+function logAt(level: LogLevel, message: string, requestId: string): void {
+  const props = { message, requestId };
+  switch (level) {
+    case "DEBUG":
+      return consoleLog.debug("{message}", props);
+    case "INFO":
+      return consoleLog.info("{message}", props);
+    case "WARNING":
+      return consoleLog.warn("{message}", props);
+    case "ERROR":
+      return consoleLog.error("{message}", props);
+    case "CRITICAL":
+      return consoleLog.fatal("{message}", props);
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The dcm-agent command line.
+ *
+ *   dcm-agent run [-c FILE]        run the agent in the foreground
+ *   dcm-agent [-c FILE]            the same (drop-in compatible with the original)
+ *   dcm-agent status [-c FILE]     journal-based status; exit 0 only when running
+ *   dcm-agent configure [...]      write the configuration (see `configure --help`)
+ *   dcm-agent reconfigure [...]    configure -r <installed agent.conf>
+ *   dcm-agent -V | --version       print `Version X`
+ */
+import { runAgent } from "./lib/agent.ts";
+import { ConfigError, loadConfig } from "./lib/config.ts";
+import { printStatus } from "./lib/status.ts";
+import { configureMain, reconfigureMain } from "./lib/configure/mod.ts";
+import { VERSION } from "./lib/version.ts";
+
+const USAGE = `Usage: dcm-agent [run] [-c FILE]
+       dcm-agent status [-c FILE]
+       dcm-agent configure [options]     (dcm-agent configure --help)
+       dcm-agent reconfigure [options]
+       dcm-agent -V | --version
+
+Runs the DCM agent, which connects out to the Dell Cloud Manager (or any
+manager speaking agent protocol 104) and executes its commands.
+  -c, --config FILE   an agent.conf read after /dcm/etc/agent.conf and $DCM_AGENT_CONF
+  -V, --version       print the version and exit
+  -h, --help          print this help`;
+
+/** Runs the CLI; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const sub = args[0];
+  if (sub === "configure") return await configureMain(args.slice(1));
+  if (sub === "reconfigure") return await reconfigureMain(args.slice(1));
+  let configFile: string | undefined;
+  const words: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "-V" || a === "--version") {
+      console.log(`Version ${VERSION}`);
+      return 0;
+    }
+    if (a === "-h" || a === "--help") {
+      console.log(USAGE);
+      return 0;
+    }
+    if (a === "-c" || a === "--config" || a === "--conffile") {
+      configFile = args[++i];
+      if (configFile === undefined) {
+        console.error(`dcm-agent: ${a} needs a file name, e.g. ${a} /dcm/etc/agent.conf`);
+        return 2;
+      }
+    } else if (a.startsWith("--config=")) {
+      configFile = a.slice("--config=".length);
+    } else if (a === "-r" || a === "--report") {
+      console.error("dcm-agent: --report is not available in this version; use 'dcm-agent status'");
+      return 2;
+    } else if (!a.startsWith("-")) {
+      words.push(a.toLowerCase());
+    }
+    // Other options (-v…) are tolerated, as the original's parse_known_args did.
+  }
+  if (words.includes("status")) {
+    try {
+      const config = loadConfig({ file: configFile });
+      return printStatus(config, { line: (t) => console.log(t), color: Deno.stdout.isTerminal() });
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(`dcm-agent: configuration error: ${err.message}`);
+        return 2;
+      }
+      throw err;
+    }
+  }
+  const unknown = words.filter((w) => w !== "run");
+  if (unknown.length) {
+    console.error(`dcm-agent: unknown command '${unknown[0]}'\n\n${USAGE}`);
+    return 2;
+  }
+  return await runAgent({ configFile });
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
