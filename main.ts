@@ -6,11 +6,13 @@
  *   dcm-agent status [-c FILE]     journal-based status; exit 0 only when running
  *   dcm-agent configure [...]      write the configuration (see `configure --help`)
  *   dcm-agent reconfigure [...]    configure -r <installed agent.conf>
+ *   dcm-agent -r | --report        write a support tarball to /tmp/agent_info.tar.gz
  *   dcm-agent -V | --version       print `Version X`
  */
 import { runAgent } from "./lib/agent.ts";
 import { ConfigError, loadConfig } from "./lib/config.ts";
 import { printStatus } from "./lib/status.ts";
+import { buildReport } from "./lib/report.ts";
 import { configureMain, reconfigureMain } from "./lib/configure/mod.ts";
 import { VERSION } from "./lib/version.ts";
 
@@ -18,11 +20,13 @@ const USAGE = `Usage: dcm-agent [run] [-c FILE]
        dcm-agent status [-c FILE]
        dcm-agent configure [options]     (dcm-agent configure --help)
        dcm-agent reconfigure [options]
+       dcm-agent -r | --report
        dcm-agent -V | --version
 
 Runs the DCM agent, which connects out to the Dell Cloud Manager (or any
 manager speaking agent protocol 104) and executes its commands.
   -c, --config FILE   an agent.conf read after /dcm/etc/agent.conf and $DCM_AGENT_CONF
+  -r, --report        write a support tarball (without secrets) to /tmp/agent_info.tar.gz
   -V, --version       print the version and exit
   -h, --help          print this help`;
 
@@ -52,16 +56,20 @@ export async function main(args: string[]): Promise<number> {
     } else if (a.startsWith("--config=")) {
       configFile = a.slice("--config=".length);
     } else if (a === "-r" || a === "--report") {
-      console.error("dcm-agent: --report is not available in this version; use 'dcm-agent status'");
-      return 2;
+      words.push("--report");
     } else if (!a.startsWith("-")) {
       words.push(a.toLowerCase());
     }
     // Other options (-v…) are tolerated, as the original's parse_known_args did.
   }
-  if (words.includes("status")) {
+  if (words.includes("status") || words.includes("--report")) {
     try {
       const config = loadConfig({ file: configFile });
+      if (words.includes("--report")) {
+        const file = await buildReport(config);
+        console.log(`**********************************************\nThe report is in ${file}\n**********************************************`);
+        return 0;
+      }
       return printStatus(config, { line: (t) => console.log(t), color: Deno.stdout.isTerminal() });
     } catch (err) {
       if (err instanceof ConfigError) {
@@ -71,7 +79,7 @@ export async function main(args: string[]): Promise<number> {
       throw err;
     }
   }
-  const unknown = words.filter((w) => w !== "run");
+  const unknown = words.filter((w) => w !== "run" && w !== "--report");
   if (unknown.length) {
     console.error(`dcm-agent: unknown command '${unknown[0]}'\n\n${USAGE}`);
     return 2;

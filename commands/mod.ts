@@ -3,11 +3,19 @@
  * them (spec 4.1). This is the list advertised when no plugin.conf is set.
  */
 import type { CommandModule } from "../lib/command.ts";
-import heartbeat from "./heartbeat.ts";
+import deleteSystemStat from "./delete_system_stat.ts";
+import getAgentData from "./get_agent_data.ts";
 import getJobDescription from "./get_job_description.ts";
+import getSystemStat from "./get_system_stat.ts";
+import heartbeat from "./heartbeat.ts";
+import initSystemStat from "./init_system_stat.ts";
 
 /** Every command this agent implements, in advertised order. */
 export const BUILTIN_COMMANDS: readonly CommandModule[] = [
+  deleteSystemStat,
+  getAgentData,
   getJobDescription,
+  getSystemStat,
   heartbeat,
+  initSystemStat,
 ];
