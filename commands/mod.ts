@@ -4,18 +4,22 @@
  */
 import type { CommandModule } from "../lib/command.ts";
 import deleteSystemStat from "./delete_system_stat.ts";
+import fetchRun from "./fetch_run.ts";
 import getAgentData from "./get_agent_data.ts";
 import getJobDescription from "./get_job_description.ts";
 import getSystemStat from "./get_system_stat.ts";
 import heartbeat from "./heartbeat.ts";
 import initSystemStat from "./init_system_stat.ts";
+import runScript from "./run_script.ts";
 
 /** Every command this agent implements, in advertised order. */
 export const BUILTIN_COMMANDS: readonly CommandModule[] = [
   deleteSystemStat,
+  fetchRun,
   getAgentData,
   getJobDescription,
   getSystemStat,
   heartbeat,
   initSystemStat,
+  runScript,
 ];

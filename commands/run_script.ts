@@ -1,0 +1,84 @@
+/** `run_script`: runs a script sent inline as base64, after a SHA-256 check (spec 2.14). */
+import { createHash } from "node:crypto";
+import { gunzipSync, inflateSync } from "node:zlib";
+import { defineCommand } from "../lib/command.ts";
+import { makeTempFile, removeFile, runScriptFile, verifyChecksum } from "../lib/script_env.ts";
+
+/** Largest decompressed script accepted; protects the agent against zip bombs. */
+const MAX_SCRIPT_BYTES = 64 * 1024 * 1024;
+
+export default defineCommand({
+  name: "run_script",
+  description: "Runs a base64-encoded (optionally zlib-compressed) script and returns its output.",
+  args: {
+    b64script: { type: "base64_bytes", required: true, help: "The script, base64-encoded." },
+    checksum: {
+      type: "str",
+      required: true,
+      help: "SHA-256 hex digest of the (decompressed) script.",
+    },
+    inpython: { type: "bool", default: false, help: "Run the script with python3." },
+    runUnderSudo: { type: "bool", default: false, help: "Run the script with sudo -E." },
+    compression: {
+      type: "str",
+      help: 'Only "gzip", which means zlib (deflate) data as in the original agent.',
+    },
+    arguments: { type: "list", help: "Arguments passed to the script." },
+    timeout: {
+      type: "float",
+      help: "Seconds before the script is killed; overrides [jobs]script_timeout, 0 means none.",
+    },
+  },
+  async run(args, ctx) {
+    if (args.b64script === null) {
+      throw new Error("argument 'b64script' is null; send the script as base64 text");
+    }
+    if (args.checksum === null) {
+      throw new Error("argument 'checksum' is null; send the SHA-256 hex digest of the script");
+    }
+    const script = decompress(args.b64script, args.compression);
+    verifyChecksum(args.checksum, createHash("sha256").update(script).digest("hex"));
+    const file = await makeTempFile(ctx.config, "dcm-run-script-");
+    try {
+      await Deno.writeFile(file, script);
+      // Owner-only: the script may carry secrets, and sudo runs it as root anyway.
+      await Deno.chmod(file, 0o700);
+      return await runScriptFile(file, ctx, {
+        inpython: args.inpython,
+        runUnderSudo: args.runUnderSudo,
+        arguments: args.arguments,
+        timeout: args.timeout,
+      });
+    } finally {
+      await removeFile(file);
+    }
+  },
+});
+
+function decompress(data: Uint8Array, compression: string | null): Uint8Array {
+  if (compression === null) return data;
+  if (compression.trim().toLowerCase() !== "gzip") {
+    throw new Error(
+      `unsupported compression ${JSON.stringify(compression)}; run_script accepts only ` +
+        '"gzip" (zlib/deflate data) or no compression argument',
+    );
+  }
+  // The original's "gzip" is really zlib; a real gzip stream (magic 1f 8b)
+  // is accepted too because senders are easily confused by the name.
+  const isGzip = data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b;
+  try {
+    const options = { maxOutputLength: MAX_SCRIPT_BYTES };
+    return isGzip ? gunzipSync(data, options) : inflateSync(data, options);
+  } catch (err) {
+    if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new Error(
+        `the decompressed script is larger than ${MAX_SCRIPT_BYTES} bytes; ` +
+          "send a smaller script or use fetch_run",
+      );
+    }
+    throw new Error(
+      `cannot decompress the script (${isGzip ? "gzip" : "zlib"}): ${(err as Error).message}; ` +
+        'with compression "gzip" the script must be zlib (deflate) or gzip data',
+    );
+  }
+}
