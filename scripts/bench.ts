@@ -1,0 +1,364 @@
+/**
+ * `deno task bench`: measures the agent as a separate process with a fresh
+ * base dir and prints one JSON object with the results and the budgets:
+ * start-up to handshake, idle RSS and CPU, heartbeat latency and throughput.
+ *
+ *   deno run -A scripts/bench.ts [--idle-seconds 30] [--runs 5] [--heartbeats 200]
+ *     [--requests 3000] [--in-flight 50] [--entry main.ts] [--strict]
+ *
+ * Progress goes to stderr; stdout carries only the JSON object.
+ */
+import { parseArgs } from "node:util";
+import { AgentProcess, killAllAgents } from "./agent_process.ts";
+import { DevManager } from "./dev_manager.ts";
+
+/** The performance budgets the results are compared with. */
+export const BUDGETS = {
+  startup_to_handshake_ms: 100,
+  idle_rss_mb: 42,
+  heartbeat_latency_p50_ms: 1,
+  throughput_replies_per_s: 2000,
+} as const;
+
+/** Agent settings as shipped, so idle traffic and timers are what production sees. */
+const PRODUCTION_LIKE_CONF = {
+  connection: { heartbeat_frequency: "30" },
+  messaging: { retransmission_timeout: "5" },
+};
+const HANDSHAKE_TIMEOUT_MS = 60_000;
+const REQUEST_TIMEOUT_MS = 60_000;
+/** Time after the handshake before idle sampling starts, so start-up work is not counted. */
+const SETTLE_MS = 2000;
+
+interface BenchOptions {
+  idleSeconds: number;
+  runs: number;
+  heartbeats: number;
+  requests: number;
+  inFlight: number;
+  entry?: string;
+  strict: boolean;
+}
+
+function progress(message: string): void {
+  console.error(`bench: ${message}`);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function round(n: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+/** Nearest-rank percentile of an ascending array. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
+}
+
+/** Median of the values. */
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+function positiveInt(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(`--${name} must be a positive integer, got '${value}'`);
+  }
+  return n;
+}
+
+function parseOptions(args: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args,
+    options: {
+      "idle-seconds": { type: "string", default: "30" },
+      runs: { type: "string", default: "5" },
+      heartbeats: { type: "string", default: "200" },
+      requests: { type: "string", default: "3000" },
+      "in-flight": { type: "string", default: "50" },
+      entry: { type: "string" },
+      strict: { type: "boolean", default: false },
+    },
+  });
+  return {
+    idleSeconds: positiveInt("idle-seconds", values["idle-seconds"]),
+    runs: positiveInt("runs", values.runs),
+    heartbeats: positiveInt("heartbeats", values.heartbeats),
+    requests: positiveInt("requests", values.requests),
+    inFlight: positiveInt("in-flight", values["in-flight"]),
+    entry: values.entry,
+    strict: values.strict,
+  };
+}
+
+/** Resolves with the promise, or fails if the agent exits first. */
+async function unlessAgentDies<T>(
+  agent: AgentProcess,
+  promise: Promise<T>,
+  what: string,
+): Promise<T> {
+  const died = agent.wait().then((status) => {
+    const how = status.signal ? `signal ${status.signal}` : `exit code ${status.code}`;
+    const tail = agent.output().trimEnd().split("\n").slice(-20).join("\n");
+    throw new Error(`the agent exited (${how}) while ${what}; its last output:\n${tail}`);
+  });
+  died.catch(() => {});
+  return await Promise.race([promise, died]);
+}
+
+/** Process ids in the agent's process group (the agent and anything it started). */
+async function groupMembers(pgid: number): Promise<number[]> {
+  const pids: number[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const stat = await readStat(Number(e.name));
+    if (stat && stat.pgrp === pgid) pids.push(Number(e.name));
+  }
+  return pids;
+}
+
+/** pgrp and utime+stime (clock ticks) from /proc/<pid>/stat, or null if the process is gone. */
+async function readStat(pid: number): Promise<{ pgrp: number; ticks: number } | null> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(`/proc/${pid}/stat`);
+  } catch {
+    return null;
+  }
+  // The command name is in parentheses and may contain spaces: split after the last ')'.
+  const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return { pgrp: Number(rest[2]), ticks: Number(rest[11]) + Number(rest[12]) };
+}
+
+async function readRssKb(pid: number): Promise<number> {
+  try {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function clockTicksPerSecond(): Promise<number> {
+  try {
+    const out = await new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).output();
+    const n = Number(new TextDecoder().decode(out.stdout).trim());
+    return n > 0 ? n : 100;
+  } catch {
+    return 100;
+  }
+}
+
+async function groupTicks(pgid: number): Promise<number> {
+  let ticks = 0;
+  for (const pid of await groupMembers(pgid)) ticks += (await readStat(pid))?.ticks ?? 0;
+  return ticks;
+}
+
+async function groupRssKb(pgid: number): Promise<{ kb: number; processes: number }> {
+  const pids = await groupMembers(pgid);
+  let kb = 0;
+  for (const pid of pids) kb += await readRssKb(pid);
+  return { kb, processes: pids.length };
+}
+
+async function measureStartup(options: BenchOptions): Promise<number[]> {
+  const results: number[] = [];
+  for (let run = 1; run <= options.runs; run++) {
+    const manager = await DevManager.start();
+    const agent = await AgentProcess.start({
+      managerUrl: manager.url,
+      entry: options.entry,
+      conf: PRODUCTION_LIKE_CONF,
+    });
+    try {
+      await unlessAgentDies(
+        agent,
+        manager.waitForHandshake({ timeoutMs: HANDSHAKE_TIMEOUT_MS }),
+        "waiting for its handshake",
+      );
+      const ms = manager.handshakeTimes[0] - agent.spawnedAt;
+      results.push(ms);
+      progress(`start-up run ${run}/${options.runs}: ${ms.toFixed(1)} ms`);
+    } finally {
+      await agent.stop();
+      await agent.cleanup();
+      await manager.close();
+    }
+  }
+  return results;
+}
+
+async function measureIdle(
+  agent: AgentProcess,
+  seconds: number,
+): Promise<{ rssMb: number; cpuPercent: number; processes: number }> {
+  const hz = await clockTicksPerSecond();
+  await delay(SETTLE_MS);
+  const t0 = performance.now();
+  const ticks0 = await groupTicks(agent.pid);
+  let maxKb = 0;
+  let processes = 0;
+  const sampleMs = Math.min(1000, (seconds * 1000) / 5);
+  while (performance.now() - t0 < seconds * 1000) {
+    const rss = await groupRssKb(agent.pid);
+    maxKb = Math.max(maxKb, rss.kb);
+    processes = Math.max(processes, rss.processes);
+    await delay(Math.min(sampleMs, seconds * 1000 - (performance.now() - t0)));
+  }
+  const ticks1 = await groupTicks(agent.pid);
+  const wall = (performance.now() - t0) / 1000;
+  const rss = await groupRssKb(agent.pid);
+  maxKb = Math.max(maxKb, rss.kb);
+  return {
+    rssMb: maxKb / 1024,
+    cpuPercent: ((ticks1 - ticks0) / hz / wall) * 100,
+    processes,
+  };
+}
+
+async function measureLatency(
+  manager: DevManager,
+  agent: AgentProcess,
+  count: number,
+): Promise<{ p50: number; p95: number; p99: number }> {
+  const one = () =>
+    unlessAgentDies(
+      agent,
+      manager.request("heartbeat", {}, { timeoutMs: REQUEST_TIMEOUT_MS }),
+      "answering heartbeats",
+    );
+  for (let i = 0; i < 20; i++) await one(); // warm-up, not measured
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const t = performance.now();
+    await one();
+    samples.push(performance.now() - t);
+  }
+  samples.sort((a, b) => a - b);
+  return {
+    p50: round(percentile(samples, 50), 3),
+    p95: round(percentile(samples, 95), 3),
+    p99: round(percentile(samples, 99), 3),
+  };
+}
+
+async function runConcurrent(
+  manager: DevManager,
+  agent: AgentProcess,
+  total: number,
+  inFlight: number,
+): Promise<number> {
+  let issued = 0;
+  const worker = async () => {
+    while (issued < total) {
+      issued++;
+      await manager.request("heartbeat", {}, { timeoutMs: REQUEST_TIMEOUT_MS });
+    }
+  };
+  const t = performance.now();
+  await unlessAgentDies(
+    agent,
+    Promise.all(Array.from({ length: Math.min(inFlight, total) }, worker)),
+    `answering ${inFlight} concurrent heartbeats`,
+  );
+  return performance.now() - t;
+}
+
+async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
+  progress(`start-up: ${options.runs} runs`);
+  const startups = await measureStartup(options);
+
+  const manager = await DevManager.start();
+  const agent = await AgentProcess.start({
+    managerUrl: manager.url,
+    entry: options.entry,
+    conf: PRODUCTION_LIKE_CONF,
+  });
+  try {
+    await unlessAgentDies(
+      agent,
+      manager.waitForHandshake({ timeoutMs: HANDSHAKE_TIMEOUT_MS }),
+      "waiting for its handshake",
+    );
+    progress(`idle: ${options.idleSeconds} s (after ${SETTLE_MS / 1000} s to settle)`);
+    const idle = await measureIdle(agent, options.idleSeconds);
+
+    progress(`latency: ${options.heartbeats} sequential heartbeats`);
+    const latency = await measureLatency(manager, agent, options.heartbeats);
+
+    progress(`throughput: ${options.requests} heartbeats, ${options.inFlight} in flight`);
+    await runConcurrent(manager, agent, Math.min(200, options.requests), options.inFlight);
+    const elapsedMs = await runConcurrent(manager, agent, options.requests, options.inFlight);
+    const throughput = options.requests / (elapsedMs / 1000);
+
+    const startup = median(startups);
+    const results = {
+      startup_to_handshake_ms: round(startup, 1),
+      idle_rss_mb: round(idle.rssMb, 1),
+      idle_cpu_percent: round(idle.cpuPercent, 3),
+      heartbeat_latency_ms: latency,
+      throughput_replies_per_s: Math.round(throughput),
+    };
+    return {
+      ...results,
+      budgets: BUDGETS,
+      within_budget: {
+        startup_to_handshake_ms: startup <= BUDGETS.startup_to_handshake_ms,
+        idle_rss_mb: idle.rssMb <= BUDGETS.idle_rss_mb,
+        heartbeat_latency_p50_ms: latency.p50 <= BUDGETS.heartbeat_latency_p50_ms,
+        throughput_replies_per_s: throughput >= BUDGETS.throughput_replies_per_s,
+      },
+      details: {
+        startup_runs_ms: startups.map((ms) => round(ms, 1)),
+        idle_seconds: options.idleSeconds,
+        idle_processes: idle.processes,
+        heartbeats: options.heartbeats,
+        throughput_requests: options.requests,
+        throughput_in_flight: options.inFlight,
+        entry: options.entry ?? Deno.env.get("DCM_AGENT_TEST_ENTRY") ?? "main.ts",
+        deno: Deno.version.deno,
+      },
+    };
+  } finally {
+    await agent.stop();
+    await agent.cleanup();
+    await manager.close();
+  }
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions(Deno.args);
+  // Ctrl-C must not leave an agent running.
+  const onSigint = () => {
+    killAllAgents();
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  try {
+    const result = await bench(options);
+    console.log(JSON.stringify(result, null, 2));
+    const within = result.within_budget as Record<string, boolean>;
+    const missed = Object.entries(within).filter(([, ok]) => !ok).map(([k]) => k);
+    if (missed.length > 0) progress(`over budget: ${missed.join(", ")}`);
+    return options.strict && missed.length > 0 ? 2 : 0;
+  } catch (err) {
+    console.error(`bench FAILED: ${(err as Error).message}`);
+    return 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main());
+}
