@@ -16,6 +16,7 @@ const CPU_SAMPLE_MS = 100;
 export default defineCommand({
   name: "get_agent_data",
   description: "Reports CPU count and load, memory, process count and platform of the host.",
+  readOnly: true,
   args: {},
   async run() {
     const before = readCpuTimes();

@@ -5,6 +5,7 @@ import { makeReply } from "../lib/protocol.ts";
 export default defineCommand({
   name: "get_job_description",
   description: "Reports the state of a long-running job by its jobId.",
+  readOnly: true,
   execution: "immediate",
   args: { jobId: { type: "int", required: true, help: "The job id from a job_description reply." } },
   run(args, ctx) {

@@ -5,6 +5,7 @@ import { makeReply } from "../lib/protocol.ts";
 export default defineCommand({
   name: "get_system_stat",
   description: "Returns the samples a system-stat collector holds, oldest first.",
+  readOnly: true,
   args: {
     statName: { type: "str", required: true, help: "the name given to init_system_stat" },
   },

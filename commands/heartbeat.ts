@@ -5,6 +5,7 @@ import { makeReply } from "../lib/protocol.ts";
 export default defineCommand({
   name: "heartbeat",
   description: "Reports the agent's state: STARTING until initialize succeeds, then RUNNING.",
+  readOnly: true,
   args: {},
   run(_args, ctx) {
     return Promise.resolve(

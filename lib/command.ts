@@ -112,6 +112,12 @@ export interface CommandModule {
   description: string;
   args: Record<string, ArgSpec>;
   execution: Execution;
+  /**
+   * The command changes nothing on the system, so running it again is
+   * harmless: it may start before its journal row is durable, which lets its
+   * ACK and REPLY share one commit.
+   */
+  readOnly: boolean;
   /** Handshake features this command contributes (spec 1.3 step 2). */
   features?(config: AgentConfig): Record<string, unknown>;
   run(args: Record<string, unknown>, ctx: CommandContext): Promise<ReplyPayload>;
@@ -123,6 +129,8 @@ export interface CommandDefinition<A extends Record<string, ArgSpec>> {
   description: string;
   args: A;
   execution?: Execution;
+  /** See {@linkcode CommandModule.readOnly}; default false. */
+  readOnly?: boolean;
   features?(config: AgentConfig): Record<string, unknown>;
   run(args: ArgValues<A>, ctx: CommandContext): Promise<ReplyPayload>;
 }
@@ -136,6 +144,7 @@ export function defineCommand<const A extends Record<string, ArgSpec>>(
     description: def.description,
     args: def.args,
     execution: def.execution ?? "normal",
+    readOnly: def.readOnly ?? false,
     features: def.features,
     run: (args, ctx) => def.run(args as ArgValues<A>, ctx),
   };

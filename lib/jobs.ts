@@ -22,6 +22,11 @@ export class JobTable implements JobLookup {
     return row ? publicView(row) : undefined;
   }
 
+  /** The job a request created, if any. */
+  forRequest(requestId: string): JobRow | undefined {
+    return this.#journal.jobForRequest(requestId);
+  }
+
   /** Creates a WAITING job and persists it. */
   async create(
     requestId: string,

@@ -7,6 +7,7 @@
  * synchronous=FULL). Callers send an ACK or REPLY only after that promise.
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { setImmediate } from "node:timers";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { getLogger } from "@logtape/logtape";
@@ -65,6 +66,7 @@ CREATE TABLE IF NOT EXISTS agent_state(key TEXT PRIMARY KEY NOT NULL, value TEXT
 CREATE TABLE IF NOT EXISTS jobs(job_id INTEGER PRIMARY KEY, request_id TEXT, command TEXT,
   arguments TEXT, customer_id TEXT, job_status TEXT, message TEXT, start_date INTEGER,
   end_date INTEGER, command_reply TEXT, update_time REAL);
+CREATE INDEX IF NOT EXISTS jobs_request ON jobs(request_id);
 `;
 
 /** Options for {@linkcode Journal.open}. */
@@ -146,8 +148,9 @@ export class Journal {
     const p = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      // setTimeout(0) lets the other frames of the same socket read join this commit.
-      setTimeout(() => this.flush(), 0);
+      // setImmediate runs after the I/O callbacks of this loop turn, so the other
+      // frames of the same socket read join this commit (setTimeout(0) costs ~2 ms).
+      setImmediate(() => this.flush());
     }
     return p;
   }
@@ -172,13 +175,21 @@ export class Journal {
     }
   }
 
-  /** Records a newly accepted request (state ACKED) before its ACK is sent. */
-  insertAcked(requestId: string, requestDoc: unknown, agentId: string | null): Promise<void> {
+  /**
+   * Records a newly accepted request (state ACKED) before its ACK is sent.
+   * `started` marks it as starting in the same commit, for a command that
+   * starts as soon as the row is durable.
+   */
+  insertAcked(
+    requestId: string,
+    requestDoc: unknown,
+    options: { agentId: string | null; started?: boolean },
+  ): Promise<void> {
     return this.#write(() => {
       const now = timestamp();
       this.#stmt(
-        "INSERT INTO requests(request_id, creation_time, request_doc, reply_doc, state, agent_id, last_update_time, started) VALUES(?, ?, ?, NULL, 'ACKED', ?, ?, 0)",
-      ).run(requestId, now, JSON.stringify(requestDoc), agentId, now);
+        "INSERT INTO requests(request_id, creation_time, request_doc, reply_doc, state, agent_id, last_update_time, started) VALUES(?, ?, ?, NULL, 'ACKED', ?, ?, ?)",
+      ).run(requestId, now, JSON.stringify(requestDoc), options.agentId, now, options.started ? 1 : 0);
     });
   }
 
@@ -339,6 +350,12 @@ export class Journal {
   /** Reads one job. */
   getJob(jobId: number): JobRow | undefined {
     const r = this.#stmt("SELECT * FROM jobs WHERE job_id = ?").get(jobId) as Record<string, unknown> | undefined;
+    return r ? toJob(r) : undefined;
+  }
+
+  /** The job created by a request, if any. */
+  jobForRequest(requestId: string): JobRow | undefined {
+    const r = this.#stmt("SELECT * FROM jobs WHERE request_id = ?").get(requestId) as Record<string, unknown> | undefined;
     return r ? toJob(r) : undefined;
   }
 

@@ -10,7 +10,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { AgentConfig } from "./config_schema.ts";
-import type { CommandContext, CommandServices } from "./command.ts";
+import type { CommandContext, CommandServices, Execution } from "./command.ts";
 import { executeCommand } from "./execute.ts";
 import { ArgumentError, parseArguments } from "./arguments.ts";
 import { Journal, type RequestRow } from "./journal.ts";
@@ -206,19 +206,32 @@ export class RequestListener {
       this.#nack(id, text);
       return;
     }
-    const flight: InFlight = { command: entry.name, abort: new AbortController(), cancelled: false, nacked: false };
-    this.#inflight.set(id, flight);
-    this.#o.journal.insertAcked(id, msg, this.#o.agentId()).then(
-      () => {
-        this.#send(ackFrame(this.#env(id)));
-        this.#schedule(id, entry, msg.payload.arguments, msg.payload.longer_runner);
-      },
+    this.#inflight.set(id, newFlight(entry.name));
+    const execution = executionOf(entry, msg.payload.longer_runner);
+    const readOnly = entry.module.readOnly && execution !== "long";
+    // A command with side effects is marked started in the same commit when it
+    // will start right away; one that waits for a worker is marked when it starts.
+    const startsNow = !readOnly && execution !== "long" &&
+      (execution === "immediate" || this.#normal.hasFreeWorker);
+    const committed = this.#o.journal.insertAcked(id, msg, { agentId: this.#o.agentId(), started: startsNow });
+    committed.then(
+      () => this.#send(ackFrame(this.#env(id))),
       (err) => {
         this.#inflight.delete(id);
         log.error("could not journal request {id}: {error}", { id, error: (err as Error).message });
         this.#nack(id, `the agent could not record the request: ${(err as Error).message}`);
       },
     );
+    const args = msg.payload.arguments;
+    if (readOnly) {
+      // Nothing to protect: run while the row commits, so ACK and REPLY share one commit.
+      this.#submit(id, execution, () => this.#execute(id, entry, args, false));
+      return;
+    }
+    committed.then(() => {
+      if (execution === "long") void this.#acceptJob(id, entry, args);
+      else this.#submit(id, execution, () => this.#execute(id, entry, args, !startsNow));
+    }, () => {/* NACKed above */});
   }
 
   /** A REQUEST for a request the journal knows but memory does not. */
@@ -241,41 +254,42 @@ export class RequestListener {
     this.#send(replyFrame(this.#env(id), reply));
   }
 
-  #schedule(id: string, entry: PluginEntry, args: Record<string, unknown>, longer: unknown): void {
-    const execution = longer === undefined ? entry.execution : (longer ? "long" : entry.execution === "long" ? "normal" : entry.execution);
-    if (execution === "long") {
-      void this.#acceptJob(id, entry, args);
-    } else if (execution === "immediate") {
-      void this.#runRequest(id, entry, args);
-    } else {
-      this.#normal.submit({ id, run: () => this.#runRequest(id, entry, args) });
-    }
+  #submit(id: string, execution: Execution, run: () => Promise<void>): void {
+    if (execution === "immediate") void run();
+    else this.#normal.submit({ id, run });
   }
 
   /** Re-runs a request that was ACKed but provably never started before a restart. */
   #resume(row: RequestRow): void {
     const doc = row.requestDoc as { payload?: { command?: string; arguments?: Record<string, unknown>; longer_runner?: unknown } } | null;
     const entry = doc?.payload?.command ? this.#o.plugins().find(doc.payload.command) : undefined;
+    const id = row.requestId;
+    this.#inflight.set(id, newFlight(entry?.name ?? "unknown"));
     if (!entry) {
-      void this.#finish(row.requestId, errorReply("the command of this request is no longer offered by the agent"));
+      void this.#finish(id, errorReply("the command of this request is no longer offered by the agent"));
       return;
     }
     log.info("running request {id} ({command}) that was accepted but had not started before the restart", {
-      id: row.requestId,
+      id,
       command: entry.name,
     });
-    this.#inflight.set(row.requestId, { command: entry.name, abort: new AbortController(), cancelled: false, nacked: false });
-    this.#schedule(row.requestId, entry, doc?.payload?.arguments ?? {}, doc?.payload?.longer_runner);
+    const args = doc?.payload?.arguments ?? {};
+    const execution = executionOf(entry, doc?.payload?.longer_runner);
+    if (execution === "long") void this.#acceptJob(id, entry, args);
+    else this.#submit(id, execution, () => this.#execute(id, entry, args, true));
   }
 
-  async #runRequest(id: string, entry: PluginEntry, args: Record<string, unknown>): Promise<void> {
+  /** Runs a command in a worker; the reply is stored and sent after the worker is free again. */
+  async #execute(id: string, entry: PluginEntry, args: Record<string, unknown>, markStart: boolean): Promise<void> {
     const flight = this.#inflight.get(id);
     if (!flight || flight.cancelled) return;
-    try {
-      await this.#o.journal.markStarted(id);
-    } catch (err) {
-      await this.#finish(id, errorReply(`the agent could not record the start of the command: ${(err as Error).message}`));
-      return;
+    if (markStart) {
+      try {
+        await this.#o.journal.markStarted(id);
+      } catch (err) {
+        void this.#finish(id, errorReply(`the agent could not record the start of the command: ${(err as Error).message}`));
+        return;
+      }
     }
     consoleLog.info("Job {name} started", { name: entry.name, requestId: id });
     let reply = await executeCommand(entry.module, args, this.#context(id, flight.abort.signal));
@@ -284,7 +298,7 @@ export class RequestListener {
     }
     if (reply.return_code === 0) consoleLog.info("Job {name} succeeded", { name: entry.name, requestId: id });
     else consoleLog.error("Job {name} failed", { name: entry.name, requestId: id });
-    await this.#finish(id, reply);
+    void this.#finish(id, reply);
   }
 
   /** Long runner: validate, create the job, reply with its description at once, then queue it. */
@@ -294,6 +308,12 @@ export class RequestListener {
     } catch (err) {
       const text = err instanceof ArgumentError ? err.message : String(err);
       await this.#finish(id, errorReply(text));
+      return;
+    }
+    const existing = this.jobs.forRequest(id);
+    if (existing) {
+      // A restart came between creating the job and replying: reply, do not run it twice.
+      await this.#finish(id, makeReply(0, { reply_type: "job_description", reply_object: publicView(existing) }));
       return;
     }
     const job = await this.jobs.create(id, {
@@ -334,8 +354,9 @@ export class RequestListener {
   /** Persists a reply, then sends it and keeps retransmitting it until ACK/NACK. */
   async #finish(id: string, reply: ReplyPayload): Promise<void> {
     const flight = this.#inflight.get(id);
+    if (!flight) return; // The request was never journalled (its insert failed and was NACKed).
     const messageId = this.#ids.next();
-    const nacked = flight?.nacked ?? false;
+    const nacked = flight.nacked;
     try {
       await this.#o.journal.storeReply(id, reply, { messageId, state: nacked ? "REPLY_NACKED" : "REPLY" });
     } catch (err) {
@@ -461,6 +482,17 @@ export class RequestListener {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
   }
+}
+
+function newFlight(command: string): InFlight {
+  return { command, abort: new AbortController(), cancelled: false, nacked: false };
+}
+
+/** The execution class; the payload's `longer_runner` overrides plugin.conf (spec 2.0). */
+function executionOf(entry: PluginEntry, longer: unknown): Execution {
+  if (longer === undefined) return entry.execution;
+  if (longer === true || longer === 1 || (typeof longer === "string" && /^(true|yes|1)$/i.test(longer))) return "long";
+  return entry.execution === "long" ? "normal" : entry.execution;
 }
 
 function logAt(level: LogLevel, message: string, requestId: string): void {

@@ -40,6 +40,11 @@ export class WorkerPool {
     this.#pump();
   }
 
+  /** Whether a task submitted now would start at once. */
+  get hasFreeWorker(): boolean {
+    return this.#queue.length === 0 && this.#running.size < this.#size;
+  }
+
   /** Tasks queued plus running. */
   get load(): number {
     return this.#queue.length + this.#running.size;

@@ -446,6 +446,7 @@ Deno.test("agent: SIGTERM exits 0 and removes the pid file; SIGHUP keeps the con
     const hb = await p.manager.request("heartbeat", {});
     assert.equal(payloadOf(hb.reply).return_code, 0);
     assert.equal(p.manager.connections, 1, "SIGHUP with the same URL keeps the connection");
+    await new Promise((r) => setTimeout(r, 300)); // let the manager's ACK of that reply land
     p.agent.kill("SIGTERM");
     const st = await p.agent.wait();
     assert.equal(st.code, 0);

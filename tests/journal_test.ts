@@ -13,7 +13,7 @@ const doc = (id: string) => ({ type: "REQUEST", request_id: id, payload: { comma
 Deno.test("journal: row lifecycle keeps the stored reply after the ACK", async () => {
   const { journal, dir } = tempJournal();
   try {
-    await journal.insertAcked("r1", doc("r1"), "A-1");
+    await journal.insertAcked("r1", doc("r1"), { agentId: "A-1" });
     assert.equal(journal.get("r1")?.state, "ACKED");
     assert.equal(journal.get("r1")?.started, false);
     await journal.markStarted("r1");
@@ -37,7 +37,7 @@ Deno.test("journal: row lifecycle keeps the stored reply after the ACK", async (
 Deno.test("journal: writes of one tick share one commit and all resolve", async () => {
   const { journal, dir } = tempJournal();
   try {
-    await Promise.all(Array.from({ length: 50 }, (_, i) => journal.insertAcked(`b${i}`, doc(`b${i}`), "A")));
+    await Promise.all(Array.from({ length: 50 }, (_, i) => journal.insertAcked(`b${i}`, doc(`b${i}`), { agentId: "A" })));
     assert.equal(journal.countByState().ACKED, 50);
   } finally {
     journal.close();
@@ -48,8 +48,8 @@ Deno.test("journal: writes of one tick share one commit and all resolve", async 
 Deno.test("journal: a duplicate insert is refused, not overwritten", async () => {
   const { journal, dir } = tempJournal();
   try {
-    await journal.insertAcked("d1", doc("d1"), "A");
-    await assert.rejects(journal.insertAcked("d1", doc("d1"), "A"));
+    await journal.insertAcked("d1", doc("d1"), { agentId: "A" });
+    await assert.rejects(journal.insertAcked("d1", doc("d1"), { agentId: "A" }));
     assert.equal(journal.countByState().ACKED, 1);
   } finally {
     journal.close();
@@ -59,9 +59,9 @@ Deno.test("journal: a duplicate insert is refused, not overwritten", async () =>
 
 Deno.test("journal: recovery turns started rows into lost replies and returns unstarted ones", async () => {
   const { journal, dir, file } = tempJournal();
-  await journal.insertAcked("started", doc("started"), "A");
+  await journal.insertAcked("started", doc("started"), { agentId: "A" });
   await journal.markStarted("started");
-  await journal.insertAcked("queued", doc("queued"), "A");
+  await journal.insertAcked("queued", doc("queued"), { agentId: "A" });
   journal.close();
   const again = Journal.open(file);
   try {
@@ -82,11 +82,11 @@ Deno.test("journal: recovery turns started rows into lost replies and returns un
 Deno.test("journal: sweep removes only old terminal rows, never in-flight ones", async () => {
   const { journal, dir } = tempJournal();
   try {
-    await journal.insertAcked("old-done", doc("old-done"), "A");
+    await journal.insertAcked("old-done", doc("old-done"), { agentId: "A" });
     await journal.storeReply("old-done", makeReply(0), { messageId: "m" });
     await journal.setReplyState("old-done", "REPLY_ACKED");
-    await journal.insertAcked("old-running", doc("old-running"), "A");
-    await journal.insertAcked("old-replied", doc("old-replied"), "A");
+    await journal.insertAcked("old-running", doc("old-running"), { agentId: "A" });
+    await journal.insertAcked("old-replied", doc("old-replied"), { agentId: "A" });
     await journal.storeReply("old-replied", makeReply(0), { messageId: "m2" });
     const future = new Date(Date.now() + 20_000 * 1000);
     assert.equal(journal.sweep(14400, new Date()), 0, "nothing is older than db_timeout seconds yet");
@@ -103,9 +103,9 @@ Deno.test("journal: sweep removes only old terminal rows, never in-flight ones",
 Deno.test("journal: purgeOtherAgents keeps unfinished rows of another agent id", async () => {
   const { journal, dir } = tempJournal();
   try {
-    await journal.insertAcked("mine", doc("mine"), "A");
-    await journal.insertAcked("theirs-running", doc("theirs-running"), "B");
-    await journal.insertAcked("theirs-done", doc("theirs-done"), "B");
+    await journal.insertAcked("mine", doc("mine"), { agentId: "A" });
+    await journal.insertAcked("theirs-running", doc("theirs-running"), { agentId: "B" });
+    await journal.insertAcked("theirs-done", doc("theirs-done"), { agentId: "B" });
     await journal.storeReply("theirs-done", makeReply(0), { messageId: "m" });
     await journal.setReplyState("theirs-done", "REPLY_ACKED");
     await journal.purgeOtherAgents("A");
@@ -157,10 +157,10 @@ Deno.test("journal: a SIGKILL right after a commit loses nothing that was acknow
       "eval",
       `import { Journal } from "${url}";
        const j = Journal.open(${JSON.stringify(file)});
-       for (let i = 0; i < 20; i++) await j.insertAcked("k" + i, {}, "A");
+       for (let i = 0; i < 20; i++) await j.insertAcked("k" + i, {}, { agentId: "A" });
        console.log("committed");
        // Keep writing until killed: the kill lands in the middle of a transaction.
-       for (let i = 0; ; i++) await j.insertAcked("more" + i, {}, "A");`,
+       for (let i = 0; ; i++) await j.insertAcked("more" + i, {}, { agentId: "A" });`,
     ],
     stdout: "piped",
     stderr: "inherit",
