@@ -1,0 +1,582 @@
+/**
+ * The websocket link to the agent manager (spec 1.1-1.3): connect outbound
+ * with subprotocol `dcm`, send the handshake first, evaluate the manager's
+ * reply, deliver later frames in order, detect dead connections with pings,
+ * and reconnect for ever with backoff.
+ *
+ * Uses npm `ws` because Deno's built-in WebSocket has no ping, no connect
+ * timeout and hangs on close while the peer is silent.
+ */
+import { Buffer } from "node:buffer";
+import { readFileSync } from "node:fs";
+import { getLogger } from "@logtape/logtape";
+import WebSocket, { type ClientOptions } from "ws";
+import { Backoff } from "./backoff.ts";
+import type { AgentConfig } from "./config_schema.ts";
+import { parseHandshakeReply } from "./protocol.ts";
+import { redactSecrets } from "./redact.ts";
+
+const log = getLogger(["dcm", "agent", "connection"]);
+const wire = getLogger(["DCM_AGENT_WIRE"]);
+
+/** Seconds to wait after a 503 handshake reply without FORCE_BACKOFF (spec 1.3). */
+const DEFAULT_FORCE_BACKOFF_S = 60;
+
+/** How long a graceful close may take before the socket is torn down. */
+const CLOSE_GRACE_MS = 1000;
+
+/** The websocket subprotocol the agent asks for (spec 1.1). */
+const SUBPROTOCOL = "dcm";
+
+/** Connection states (spec 1.2; HANDSHAKE_RECEIVED is passed through synchronously). */
+export type ConnectionState = "WAITING" | "CONNECTING" | "HANDSHAKING" | "OPEN" | "DONE";
+
+/** What the connection needs from the agent core. */
+export interface ConnectionOptions {
+  /** Uses [connection] agentmanager_url, backoff, max_backoff, heartbeat_frequency, handshake_timeout and the TLS keys. */
+  config: AgentConfig;
+  /** Builds the handshake document; called on every attempt. */
+  buildHandshake(): Promise<Record<string, unknown>>;
+  /** The manager accepted (200): `handshake` is its handshake object; runs before any later frame is delivered. */
+  onAccepted(handshake: Record<string, unknown>): void;
+  /** The manager answered 409: the caller regenerates the token for the next handshake. */
+  onTokenConflict(): void;
+  /** The connection became OPEN (right after onAccepted); send() works from here on. */
+  onOpen(): void;
+  /** A post-handshake text frame, in arrival order. */
+  onMessage(text: string): void;
+  /** An OPEN session ended (dropped, found dead, reconfigured or stopped). */
+  onDisconnect(reason: string): void;
+}
+
+/** One connection attempt and, once accepted, its session. */
+interface Attempt {
+  ws: WebSocket;
+  url: string;
+  ended: boolean;
+  handshakeTimer?: ReturnType<typeof setTimeout>;
+  heartbeatTimer?: ReturnType<typeof setInterval>;
+  /** A pong or frame arrived since the last ping. */
+  alive: boolean;
+  /** bufferedAmount at the last heartbeat. */
+  lastBuffered: number;
+}
+
+/** The agent's websocket client; reconnects until stop(). */
+export class Connection {
+  #options: ConnectionOptions;
+  #config: AgentConfig;
+  #backoff: Backoff;
+  #state: ConnectionState = "WAITING";
+  #started = false;
+  #attempt: Attempt | null = null;
+  /** Bumped to abandon an attempt whose handshake is still being built. */
+  #generation = 0;
+  #reconnectTimer?: ReturnType<typeof setTimeout>;
+  /**
+   * The manager did not echo the subprotocol. The original agent accepted
+   * that, but `ws` refuses it, so the header is then sent by hand.
+   */
+  #lenientSubprotocol = false;
+
+  constructor(options: ConnectionOptions) {
+    this.#options = options;
+    this.#config = options.config;
+    this.#backoff = new Backoff({
+      initialMs: options.config.connection.backoff,
+      maxMs: options.config.connection.max_backoff,
+    });
+  }
+
+  /** Starts connecting (the first attempt is immediate). */
+  start(): void {
+    if (this.#started || this.#state === "DONE") return;
+    this.#started = true;
+    this.#schedule();
+  }
+
+  /** True while the session is OPEN. */
+  isOpen(): boolean {
+    return this.#state === "OPEN";
+  }
+
+  /** The current state. */
+  state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** Sends a frame if OPEN; returns false otherwise (the caller keeps it). */
+  send(frame: Record<string, unknown>): boolean {
+    const attempt = this.#attempt;
+    if (this.#state !== "OPEN" || !attempt) return false;
+    const text = JSON.stringify(frame);
+    wireDebug(() => `OUTGOING ${renderFrame(frame)}`);
+    try {
+      attempt.ws.send(text);
+      return true;
+    } catch (err) {
+      log.warn("cannot send a frame to the manager: {error}", { error: (err as Error).message });
+      return false;
+    }
+  }
+
+  /** Applies a reloaded config: timings at once; a new URL or TLS setting reconnects. */
+  updateConfig(config: AgentConfig): void {
+    const before = this.#config.connection;
+    const after = config.connection;
+    this.#config = config;
+    this.#backoff.setLimits(after.backoff, after.max_backoff);
+    if (!this.#started || this.#state === "DONE") return;
+    const moved = before.agentmanager_url !== after.agentmanager_url ||
+      before.ca_cert !== after.ca_cert ||
+      before.allow_unknown_certs !== after.allow_unknown_certs ||
+      before.check_hostname !== after.check_hostname;
+    if (moved) {
+      log.info("the manager URL or TLS settings changed; reconnecting to {url}", {
+        url: after.agentmanager_url,
+      });
+      this.#abandon("the manager URL or TLS settings changed");
+      this.#lenientSubprotocol = false;
+      // A new target owes nothing to the old one's failures.
+      this.#backoff.activity();
+      this.#schedule();
+    } else if (this.#attempt?.heartbeatTimer !== undefined) {
+      this.#startHeartbeat(this.#attempt);
+    }
+  }
+
+  /** Stops reconnecting and closes the socket (torn down if the close takes over ~1 s). */
+  async stop(): Promise<void> {
+    if (this.#state === "DONE") return;
+    const attempt = this.#abandon("the agent is shutting down");
+    this.#state = "DONE";
+    if (attempt) await closed(attempt.ws);
+  }
+
+  /** Ends the current attempt without backoff or reconnect; returns it. */
+  #abandon(reason: string): Attempt | null {
+    this.#generation++;
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    const attempt = this.#attempt;
+    this.#attempt = null;
+    const wasOpen = this.#state === "OPEN";
+    this.#state = "WAITING";
+    if (!attempt) return null;
+    attempt.ended = true;
+    clearAttemptTimers(attempt);
+    closeSocket(attempt.ws);
+    if (wasOpen) this.#notifyDisconnect(reason);
+    return attempt;
+  }
+
+  #schedule(): void {
+    clearTimeout(this.#reconnectTimer);
+    this.#state = "WAITING";
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      void this.#connect();
+    }, this.#backoff.delayMs());
+  }
+
+  async #connect(): Promise<void> {
+    const generation = ++this.#generation;
+    this.#state = "CONNECTING";
+    let handshake: Record<string, unknown>;
+    try {
+      handshake = await this.#options.buildHandshake();
+    } catch (err) {
+      if (generation !== this.#generation) return;
+      const reason = `cannot build the handshake: ${(err as Error).message}`;
+      this.#retry("CONNECTING", this.#config.connection.agentmanager_url ?? "", reason, true);
+      return;
+    }
+    if (generation !== this.#generation) return;
+    // Read after the await: a reload may have changed the timings meanwhile.
+    const conn = this.#config.connection;
+    const url = conn.agentmanager_url ?? "";
+    let ws: WebSocket;
+    try {
+      const lenient = this.#lenientSubprotocol;
+      ws = new WebSocket(url, lenient ? [] : [SUBPROTOCOL], {
+        handshakeTimeout: conn.handshake_timeout * 1000,
+        maxPayload: conn.max_message_size,
+        perMessageDeflate: false,
+        headers: lenient ? { "Sec-WebSocket-Protocol": SUBPROTOCOL } : {},
+        ...tlsOptions(this.#config),
+      });
+    } catch (err) {
+      this.#retry("CONNECTING", url, (err as Error).message, true);
+      return;
+    }
+    const attempt: Attempt = { ws, url, ended: false, alive: true, lastBuffered: 0 };
+    this.#attempt = attempt;
+    ws.on("open", () => this.#onSocketOpen(attempt, handshake));
+    ws.on("message", (data) => this.#onFrame(attempt, data));
+    ws.on("pong", () => {
+      attempt.alive = true;
+    });
+    ws.on("ping", () => {
+      attempt.alive = true;
+    });
+    ws.on("error", (err) => this.#onSocketError(attempt, err));
+    ws.on("close", (code, reason) => this.#end(attempt, closeText(code, reason.toString()), false));
+  }
+
+  #onSocketOpen(attempt: Attempt, handshake: Record<string, unknown>): void {
+    if (attempt.ended) return;
+    this.#state = "HANDSHAKING";
+    wireDebug(() => `OUTGOING ${renderFrame(handshake)}`);
+    try {
+      attempt.ws.send(JSON.stringify(handshake));
+    } catch (err) {
+      this.#end(attempt, `cannot send the handshake: ${(err as Error).message}`, true);
+      return;
+    }
+    const seconds = this.#config.connection.handshake_timeout;
+    attempt.handshakeTimer = setTimeout(() => {
+      this.#end(attempt, `the manager did not answer the handshake within ${seconds} s`, true);
+    }, seconds * 1000);
+    this.#startHeartbeat(attempt);
+  }
+
+  #onSocketError(attempt: Attempt, err: Error): void {
+    const text = describeError(err, this.#config);
+    if (text === NO_SUBPROTOCOL && !this.#lenientSubprotocol && !attempt.ended) {
+      log.warn(
+        "the manager at {url} did not confirm the websocket subprotocol 'dcm'; " +
+          "connecting again without requiring it, as the original agent did",
+        { url: attempt.url },
+      );
+      this.#lenientSubprotocol = true;
+      this.#end(attempt, text, false);
+      return;
+    }
+    if (text === UNEXPECTED_SUBPROTOCOL) this.#lenientSubprotocol = false;
+    // Errors on an open socket are refused frames (too large, invalid): back
+    // off so that a manager resending the same frame does not cause a hot loop.
+    this.#end(attempt, text, true);
+  }
+
+  #onFrame(attempt: Attempt, data: WebSocket.RawData): void {
+    if (attempt.ended) return;
+    attempt.alive = true;
+    const text = decodeFrame(data);
+    wireDebug(() => `INCOMING ${renderFrame(text)}`);
+    if (this.#state === "HANDSHAKING") {
+      this.#onHandshakeReply(attempt, text);
+    } else if (this.#state === "OPEN") {
+      this.#backoff.activity();
+      try {
+        this.#options.onMessage(text);
+      } catch (err) {
+        log.error("handling a message from the manager failed: {error}", {
+          error: (err as Error).message,
+        });
+      }
+    }
+  }
+
+  #onHandshakeReply(attempt: Attempt, text: string): void {
+    clearTimeout(attempt.handshakeTimer);
+    attempt.handshakeTimer = undefined;
+    const reply = parseHandshakeReply(text);
+    if (typeof reply === "string") {
+      this.#end(attempt, reply, true);
+      return;
+    }
+    switch (reply.return_code) {
+      case 200: {
+        if (!reply.handshake) {
+          this.#end(
+            attempt,
+            "the manager accepted the handshake but sent no handshake object",
+            true,
+          );
+          return;
+        }
+        try {
+          this.#options.onAccepted(reply.handshake);
+        } catch (err) {
+          this.#end(
+            attempt,
+            `the accepted handshake could not be used: ${(err as Error).message}`,
+            true,
+          );
+          return;
+        }
+        // onAccepted may have stopped or reconfigured the connection.
+        if (attempt.ended) return;
+        this.#state = "OPEN";
+        this.#backoff.activity();
+        log.info("connected to the manager at {url}", { url: attempt.url });
+        try {
+          this.#options.onOpen();
+        } catch (err) {
+          log.error("the open-connection handler failed: {error}", {
+            error: (err as Error).message,
+          });
+        }
+        return;
+      }
+      case 401:
+        this.#end(attempt, "the manager refused the handshake (401 unauthorised)", true);
+        return;
+      case 409:
+        try {
+          this.#options.onTokenConflict();
+        } catch (err) {
+          log.error("cannot replace the token after a 409 reply: {error}", {
+            error: (err as Error).message,
+          });
+        }
+        this.#end(
+          attempt,
+          "the manager reports that this agent's token is used by another server (409); a new token was made",
+          true,
+        );
+        return;
+      case 503: {
+        const seconds = forceBackoffSeconds(reply.FORCE_BACKOFF);
+        this.#backoff.force(seconds);
+        this.#end(
+          attempt,
+          `the manager is busy (503) and asked the agent to wait ${seconds} s`,
+          true,
+        );
+        return;
+      }
+      default:
+        this.#end(
+          attempt,
+          `the manager answered the handshake with the unexpected return_code ${reply.return_code}`,
+          true,
+        );
+    }
+  }
+
+  /** Pings every heartbeat_frequency seconds; no pong, frame or draining buffer since the last ping means dead. */
+  #startHeartbeat(attempt: Attempt): void {
+    clearInterval(attempt.heartbeatTimer);
+    const seconds = this.#config.connection.heartbeat_frequency;
+    attempt.alive = true;
+    attempt.lastBuffered = attempt.ws.bufferedAmount;
+    attempt.heartbeatTimer = setInterval(() => {
+      const buffered = attempt.ws.bufferedAmount;
+      // A send buffer that shrinks shows the peer is still reading.
+      const draining = buffered < attempt.lastBuffered;
+      if (!attempt.alive && !draining) {
+        const why = buffered > 0
+          ? `its send buffer stopped draining (${buffered} bytes waiting)`
+          : `no answer to a ping within ${seconds} s`;
+        attempt.ws.terminate();
+        this.#end(attempt, `the connection is dead: ${why}`, false);
+        return;
+      }
+      attempt.lastBuffered = buffered;
+      attempt.alive = false;
+      try {
+        attempt.ws.ping();
+      } catch { /* the socket is closing; its close event ends the attempt */ }
+    }, seconds * 1000);
+  }
+
+  /**
+   * Ends an attempt once. A session that was OPEN reconnects as soon as the
+   * backoff allows (normally at once, spec 1.2) unless `failed` says the
+   * agent refused something; any earlier failure backs off.
+   */
+  #end(attempt: Attempt, reason: string, failed: boolean): void {
+    if (attempt.ended) return;
+    attempt.ended = true;
+    clearAttemptTimers(attempt);
+    closeSocket(attempt.ws);
+    if (this.#attempt !== attempt) return;
+    this.#attempt = null;
+    const phase = this.#state;
+    if (phase === "OPEN") this.#notifyDisconnect(reason);
+    if (this.#state === "DONE") return;
+    this.#retry(
+      phase,
+      attempt.url,
+      reason,
+      (phase !== "OPEN" || failed) && reason !== NO_SUBPROTOCOL,
+    );
+  }
+
+  /** Logs why the attempt in `phase` ended and schedules the next one. */
+  #retry(phase: ConnectionState, url: string, reason: string, increase: boolean): void {
+    const wait = increase ? this.#backoff.error() : this.#backoff.delayMs();
+    const when = wait === 0 ? "now" : `in ${formatSeconds(wait)} s`;
+    const values = { url, reason, when };
+    if (phase === "OPEN") {
+      log.info(
+        "lost the connection to the manager at {url}: {reason}; reconnecting {when}",
+        values,
+      );
+    } else if (phase === "HANDSHAKING") {
+      log.warn(
+        "the manager at {url} did not accept the handshake: {reason}; retrying {when}",
+        values,
+      );
+    } else {
+      log.warn("cannot reach the manager at {url}: {reason}; retrying {when}", values);
+    }
+    this.#schedule();
+  }
+
+  #notifyDisconnect(reason: string): void {
+    try {
+      this.#options.onDisconnect(reason);
+    } catch (err) {
+      log.error("the disconnect handler failed: {error}", { error: (err as Error).message });
+    }
+  }
+}
+
+const NO_SUBPROTOCOL = "the manager did not confirm the websocket subprotocol 'dcm'";
+const UNEXPECTED_SUBPROTOCOL =
+  "the manager confirmed a websocket subprotocol that was not asked for";
+
+/** ws client options for wss: CA file, unknown certificates, host-name check. */
+function tlsOptions(config: AgentConfig): ClientOptions {
+  const conn = config.connection;
+  const options: ClientOptions = {};
+  if (conn.allow_unknown_certs) options.rejectUnauthorized = false;
+  if (conn.ca_cert) {
+    try {
+      options.ca = readFileSync(conn.ca_cert);
+    } catch (err) {
+      throw new Error(
+        `cannot read [connection] ca_cert ${conn.ca_cert}: ${
+          (err as Error).message
+        }; fix the path in agent.conf`,
+      );
+    }
+  }
+  // The chain is still verified; only the name comparison is skipped.
+  // Node's TLS treats any returned value as an error; @types/ws declares boolean.
+  if (!conn.check_hostname) {
+    options.checkServerIdentity = (() =>
+      undefined) as unknown as ClientOptions["checkServerIdentity"];
+  }
+  return options;
+}
+
+function clearAttemptTimers(attempt: Attempt): void {
+  clearTimeout(attempt.handshakeTimer);
+  clearInterval(attempt.heartbeatTimer);
+  attempt.handshakeTimer = undefined;
+  attempt.heartbeatTimer = undefined;
+}
+
+/** Closes politely when possible, tearing the socket down if that takes too long. */
+function closeSocket(ws: WebSocket): void {
+  if (ws.readyState === WebSocket.CLOSED) return;
+  if (ws.readyState === WebSocket.CONNECTING) {
+    ws.terminate();
+    return;
+  }
+  if (ws.readyState === WebSocket.OPEN) ws.close(1000);
+  const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+  ws.once("close", () => clearTimeout(timer));
+}
+
+/** Resolves when a socket that closeSocket() was called on has closed. */
+function closed(ws: WebSocket): Promise<void> {
+  if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+  return new Promise((resolve) => ws.once("close", () => resolve()));
+}
+
+function decodeFrame(data: WebSocket.RawData): string {
+  const bytes = Array.isArray(data) ? Buffer.concat(data) : data;
+  return new TextDecoder().decode(bytes);
+}
+
+/**
+ * Logs a line verbatim at DEBUG on the wire logger. The lazy callback means
+ * the frame is only redacted and serialised when that level is enabled; the
+ * line is passed as the template's only text part so that its JSON braces
+ * are not taken for placeholders.
+ */
+function wireDebug(build: () => string): void {
+  wire.debug((l) => {
+    const text = build();
+    return l(Object.assign([text], { raw: [text] }));
+  });
+}
+
+/** A frame for the wire log, secrets hidden. */
+function renderFrame(frame: string | Record<string, unknown>): string {
+  if (typeof frame !== "string") return JSON.stringify(redactSecrets(frame));
+  try {
+    return JSON.stringify(redactSecrets(JSON.parse(frame)));
+  } catch {
+    return `<${frame.length} characters that are not JSON>`;
+  }
+}
+
+function forceBackoffSeconds(value: unknown): number {
+  const n = typeof value === "string" ? Number(value) : value;
+  return typeof n === "number" && Number.isFinite(n) && n >= 0 ? n : DEFAULT_FORCE_BACKOFF_S;
+}
+
+function formatSeconds(ms: number): string {
+  return (ms / 1000).toFixed(1);
+}
+
+function closeText(code: number, reason: string): string {
+  // 1005: the close frame carried no code.
+  if (code === 1000 || code === 1001 || code === 1005) {
+    return `the manager closed the connection${reason ? ` (${reason})` : ""}`;
+  }
+  if (code === 1006) return "the connection was lost";
+  return `the connection was closed with code ${code}${reason ? ` (${reason})` : ""}`;
+}
+
+/** Translates socket, TLS and ws errors into plain words with a hint. */
+function describeError(err: Error, config: AgentConfig): string {
+  const code = (err as { code?: string }).code ?? "";
+  const conn = config.connection;
+  switch (code) {
+    case "ECONNREFUSED":
+      return "connection refused";
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return "the host name could not be resolved";
+    case "ETIMEDOUT":
+      return "the connection timed out";
+    case "ECONNRESET":
+      return "the connection was reset";
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return "no route to the host";
+    case "UNABLE_TO_VERIFY_LEAF_SIGNATURE":
+    case "UNABLE_TO_GET_ISSUER_CERT":
+    case "UNABLE_TO_GET_ISSUER_CERT_LOCALLY":
+    case "SELF_SIGNED_CERT_IN_CHAIN":
+    case "DEPTH_ZERO_SELF_SIGNED_CERT":
+    case "CERT_UNTRUSTED":
+      return `the manager's TLS certificate is not trusted (${err.message}); ` +
+        (conn.ca_cert
+          ? `check that ${conn.ca_cert} holds the CA that signed it`
+          : "set [connection] ca_cert to the CA file that signed it");
+    case "ERR_TLS_CERT_ALTNAME_INVALID":
+      return `the manager's TLS certificate does not match its host name (${err.message}); ` +
+        "fix the certificate or set [connection] check_hostname=False";
+    case "CERT_HAS_EXPIRED":
+    case "CERT_NOT_YET_VALID":
+      return `the manager's TLS certificate is not valid now (${err.message})`;
+    case "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH":
+      return `the manager sent a frame larger than [connection] max_message_size (${conn.max_message_size} bytes); it was refused`;
+  }
+  const message = err.message;
+  if (message === "Opening handshake has timed out") {
+    return `no websocket connection within ${conn.handshake_timeout} s`;
+  }
+  if (message === "Server sent no subprotocol") return NO_SUBPROTOCOL;
+  if (message === "Server sent a subprotocol but none was requested") return UNEXPECTED_SUBPROTOCOL;
+  const status = /^Unexpected server response: (\d+)/.exec(message)?.[1];
+  if (status) return `the server answered the websocket upgrade with HTTP ${status}; check the URL`;
+  return message;
+}
