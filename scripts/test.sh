@@ -13,6 +13,8 @@ if [ ! -x node_modules/.bin/deno ]; then
   npm ci --no-audit --no-fund --loglevel=error >&2 || { echo "npm ci failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
 export PATH="$PWD/node_modules/.bin:$PATH"
+# Plain output: the summary line below is parsed.
+export NO_COLOR=1
 
 # Debian packages the system-level tests drive for real.
 PACKAGES=(sudo passwd login procps util-linux iproute2 tmux openssl python3)

@@ -73,6 +73,30 @@ async function until(cond: () => boolean, timeoutMs: number, what: string): Prom
 
 const payloadOf = (f: Frame) => f.payload as Frame;
 
+/** The pid a script wrote to `file`, once it is there. */
+async function childPid(file: string): Promise<number> {
+  let text = "";
+  await until(() => {
+    try {
+      text = Deno.readTextFileSync(file).trim();
+    } catch { /* not written yet */ }
+    return text !== "";
+  }, 10000, `a pid in ${file}`);
+  return Number(text);
+}
+
+/** Resolves when process `pid` no longer exists. */
+function gone(pid: number): Promise<void> {
+  return until(() => {
+    try {
+      Deno.kill(pid, "SIGCONT");
+      return false;
+    } catch {
+      return true;
+    }
+  }, 5000, `process ${pid} to be killed`);
+}
+
 Deno.test("agent: handshake, heartbeat, get_agent_data, run_script over a real websocket", async () => {
   const p = await start({ conf: { features: { hello: "world" } } });
   try {
@@ -352,13 +376,7 @@ Deno.test("agent: STATUS and CANCEL of a running script (its whole process tree)
     const args = await script(`sleep 60 & echo $! > '${pidFile}'\nwait`);
     const since = p.manager.frameCount;
     p.manager.send({ type: "REQUEST", request_id: "c-1", payload: { command: "run_script", arguments: args } });
-    await until(() => {
-      try {
-        return Deno.readTextFileSync(pidFile).trim() !== "";
-      } catch {
-        return false;
-      }
-    }, 10000, "the script's child");
+    const child = await childPid(pidFile);
     p.manager.send({ type: "STATUS", request_id: "c-1" });
     const st = await p.manager.waitForFrame((f) => f.type === "STATUS" && f.request_id === "c-1", { since });
     assert.equal(st.state, "ACKED");
@@ -366,15 +384,7 @@ Deno.test("agent: STATUS and CANCEL of a running script (its whole process tree)
     const reply = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === "c-1", { since, timeoutMs: 10000 });
     assert.equal(payloadOf(reply).return_code === 0, false);
     assert.match(String(payloadOf(reply).error_message), /cancel/);
-    const child = Number(Deno.readTextFileSync(pidFile).trim());
-    await until(() => {
-      try {
-        Deno.kill(child, "SIGCONT");
-        return false;
-      } catch {
-        return true;
-      }
-    }, 5000, "the script's child to be killed");
+    await gone(child);
     p.manager.send({ type: "CANCEL", request_id: "c-1" }); // finished: harmless
     const hb = await p.manager.request("heartbeat", {});
     assert.equal(payloadOf(hb.reply).return_code, 0);
@@ -393,25 +403,11 @@ Deno.test("agent: HEMLOCK kills the agent and its commands at once", async () =>
       request_id: "h-1",
       payload: { command: "run_script", arguments: await script(`sleep 60 & echo $! > '${pidFile}'\nwait`) },
     });
-    await until(() => {
-      try {
-        return Deno.readTextFileSync(pidFile).trim() !== "";
-      } catch {
-        return false;
-      }
-    }, 10000, "the script's child");
+    const child = await childPid(pidFile);
     p.manager.send({ type: "HEMLOCK", request_id: "h-2" });
     const status = await p.agent.wait();
     assert.equal(status.signal, "SIGKILL");
-    const child = Number(Deno.readTextFileSync(pidFile).trim());
-    await until(() => {
-      try {
-        Deno.kill(child, "SIGCONT");
-        return false;
-      } catch {
-        return true;
-      }
-    }, 5000, "the script's child to die");
+    await gone(child);
   } finally {
     await p.close();
   }

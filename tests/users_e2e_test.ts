@@ -58,12 +58,19 @@ Deno.test({
     const nsRoot = await prepareNamespaceRoot();
     const manager = await DevManager.start();
     let agent: AgentProcess | undefined;
-    try {
+    const started: AgentProcess[] = [];
+    const launch = async (baseDir?: string) => {
       agent = await AgentProcess.start({
         managerUrl: manager.url,
         entry: "tests/helpers/namespaced_agent.ts",
         env: { DCM_TEST_NS_ROOT: nsRoot },
+        baseDir,
       });
+      started.push(agent);
+      return agent;
+    };
+    try {
+      agent = await launch();
       await manager.waitForHandshake({ timeoutMs: 30_000 }).catch((err) => {
         throw new Error(`${err.message}\nagent output:\n${agent?.output()}`);
       });
@@ -128,12 +135,18 @@ Deno.test({
       await assert.rejects(Deno.lstat(ns("home/e2euser")), Deno.errors.NotFound);
       await assert.rejects(Deno.lstat(ns("etc/sudoers.d/e2euser")), Deno.errors.NotFound);
 
+      // The RUNNING state survives a restart (the original forgot it).
+      await agent.stop();
+      await launch(agent.baseDir);
+      await manager.waitForHandshake({ timeoutMs: 30_000, count: 2 });
+      assert.equal(payloadOf((await manager.request("heartbeat")).reply).reply_object, "RUNNING");
+
       // The test machine itself is unchanged.
       assert.equal(Deno.hostname(), realHostname);
       assert.equal(await Deno.readTextFile("/etc/passwd"), realPasswd);
     } finally {
       await agent?.stop();
-      await agent?.cleanup();
+      for (const a of started) await a.cleanup();
       await manager.close();
       await Deno.remove(nsRoot, { recursive: true });
     }
