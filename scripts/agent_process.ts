@@ -3,6 +3,7 @@
  * demo and the bench) with a throw-away base directory and agent.conf, and
  * makes sure it never outlives its caller.
  */
+import { AGENT_V8_FLAGS } from "../lib/runtime_flags.ts";
 
 /** Options of {@linkcode AgentProcess.start}. */
 export interface AgentProcessOptions {
@@ -156,7 +157,7 @@ export class AgentProcess {
       }
       // A bundle must not pick up deno.json or reach for the network, as in production.
       const flags = entry.endsWith(".js") ? ["--no-config", "--cached-only"] : [];
-      const args = ["run", "-A", ...flags, entry, "run", "-c", confFile];
+      const args = ["run", "-A", AGENT_V8_FLAGS, ...flags, entry, "run", "-c", confFile];
       const spawnedAt = performance.now();
       const child = new Deno.Command(Deno.execPath(), {
         args,

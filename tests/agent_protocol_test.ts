@@ -484,3 +484,33 @@ Deno.test("cli: --version, and a bad agent.conf exits 2 with one clear line", as
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+function rssKb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))![1]);
+}
+
+Deno.test("agent: memory stays flat under a stream of hostile frames", async () => {
+  const p = await start({ conf: { connection: { max_message_size: "1048576" } } });
+  try {
+    await p.manager.waitForHandshake({ timeoutMs: 15000 });
+    const flood = async (round: number) => {
+      const since = p.manager.frameCount;
+      for (let i = 0; i < 3000; i++) {
+        p.manager.send(i % 3 === 0 ? "{broken" : i % 3 === 1
+          ? { request_id: `u-${round}-${i}`, type: "ACK" }
+          : { request_id: `n-${round}-${i}`, type: "REQUEST", payload: { command: "nope".repeat(50), arguments: {} } });
+      }
+      await p.manager.waitForFrame((f) => f.type === "NACK" && f.request_id === `n-${round}-2999`, { since, timeoutMs: 30000 });
+    };
+    await flood(1);
+    const after1 = rssKb(p.agent.pid);
+    for (let r = 2; r <= 6; r++) await flood(r);
+    const after6 = rssKb(p.agent.pid);
+    assert.ok(after6 - after1 < 16 * 1024, `RSS grew from ${after1} kB to ${after6} kB under repeated floods`);
+    const hb = await p.manager.request("heartbeat", {});
+    assert.equal(payloadOf(hb.reply).return_code, 0);
+    assert.equal(p.manager.connections, 1);
+  } finally {
+    await p.close();
+  }
+});
