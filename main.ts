@@ -67,7 +67,9 @@ export async function main(args: string[]): Promise<number> {
       const config = loadConfig({ file: configFile });
       if (words.includes("--report")) {
         const file = await buildReport(config);
-        console.log(`**********************************************\nThe report is in ${file}\n**********************************************`);
+        console.log(
+          `**********************************************\nThe report is in ${file}\n**********************************************`,
+        );
         return 0;
       }
       return printStatus(config, { line: (t) => console.log(t), color: Deno.stdout.isTerminal() });

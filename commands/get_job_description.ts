@@ -7,7 +7,9 @@ export default defineCommand({
   description: "Reports the state of a long-running job by its jobId.",
   readOnly: true,
   execution: "immediate",
-  args: { jobId: { type: "int", required: true, help: "The job id from a job_description reply." } },
+  args: {
+    jobId: { type: "int", required: true, help: "The job id from a job_description reply." },
+  },
   run(args, ctx) {
     if (args.jobId === null) throw new Error("argument 'jobId' must be a job number, not null");
     const job = ctx.services.jobs.describe(args.jobId);

@@ -16,7 +16,7 @@ import { builtinPluginTable, loadPluginConf, type PluginTable } from "./plugin_c
 import { RequestListener } from "./request_listener.ts";
 import { StatRegistry } from "./system_stats.ts";
 import { killAllProcessGroups } from "./process_runner.ts";
-import { type LogLevel, logFrame } from "./protocol.ts";
+import { logFrame, type LogLevel } from "./protocol.ts";
 import { writeFileAtomic } from "./atomic_file.ts";
 import { VERSION } from "./version.ts";
 import { BUILTIN_COMMANDS } from "../commands/mod.ts";
@@ -45,10 +45,11 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     throw err;
   }
   const pendingLogs: Record<string, unknown>[] = [];
-  let connection: Connection | undefined;
+  // Logging and the listener are set up before the connection exists.
+  const link: { connection?: Connection } = {};
   const managerSink = (level: LogLevel, line: string) => {
     const frame = logFrame(level, line);
-    if (connection?.send(frame)) return;
+    if (link.connection?.send(frame)) return;
     pendingLogs.push(frame);
     if (pendingLogs.length > MAX_BUFFERED_LOGS) pendingLogs.shift();
   };
@@ -81,8 +82,8 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     journal,
     plugins: () => plugins,
     transport: {
-      send: (frame) => connection?.send(frame) ?? false,
-      isOpen: () => connection?.isOpen() ?? false,
+      send: (frame) => link.connection?.send(frame) ?? false,
+      isOpen: () => link.connection?.isOpen() ?? false,
     },
     agentId: () => agentId,
     services: {
@@ -105,7 +106,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   });
   await listener.start();
 
-  connection = new Connection({
+  const connection = new Connection({
     config,
     buildHandshake: () =>
       buildHandshake(config, {
@@ -118,7 +119,11 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
         pluginFeatures: pluginFeatures(plugins, config),
       }),
     onAccepted: (hs) => {
-      agentId = typeof hs.agentID === "string" ? hs.agentID : hs.agentID == null ? null : String(hs.agentID);
+      agentId = typeof hs.agentID === "string"
+        ? hs.agentID
+        : hs.agentID == null
+        ? null
+        : String(hs.agentID);
       customerId = hs.customerId ?? null;
       if (agentId !== null) {
         void journal.setValue("agent_id", agentId);
@@ -127,22 +132,29 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
       log.info("connected to the manager as agent {agentId}", { agentId });
     },
     onTokenConflict: () => {
-      log.warn("the manager says this agent's token is in use elsewhere (409); generating a new token");
+      log.warn(
+        "the manager says this agent's token is in use elsewhere (409); generating a new token",
+      );
       token = regenerateToken(baseDir);
     },
     onOpen: () => {
       listener.onOpen();
-      while (pendingLogs.length && connection!.send(pendingLogs[0])) pendingLogs.shift();
+      while (pendingLogs.length && connection.send(pendingLogs[0])) pendingLogs.shift();
     },
     onMessage: (text) => listener.handleFrame(text),
     onDisconnect: (reason) => log.info("disconnected from the manager: {reason}", { reason }),
   });
 
+  link.connection = connection;
+
   const pidFile = `${baseDir}/dcm-agent.pid`;
   try {
     writeFileAtomic(pidFile, `${Deno.pid}\n`, { mode: 0o644 });
   } catch (err) {
-    log.warn("cannot write the pid file {pidFile}: {error}", { pidFile, error: (err as Error).message });
+    log.warn("cannot write the pid file {pidFile}: {error}", {
+      pidFile,
+      error: (err as Error).message,
+    });
   }
 
   const sweepEvery = Math.min(3600, Math.max(10, config.storage.db_timeout / 4)) * 1000;
@@ -168,9 +180,11 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
       metadata = createCloudMetadata(next);
       plugins = loadPlugins(next);
       listener.reconfigure(next);
-      connection!.updateConfig(next);
+      connection.updateConfig(next);
       void configureLogging(next.logging.configfile, { managerSink }).catch((err) =>
-        log.error("SIGHUP: the new logging settings were not applied: {error}", { error: (err as Error).message })
+        log.error("SIGHUP: the new logging settings were not applied: {error}", {
+          error: (err as Error).message,
+        })
       );
       log.info("SIGHUP: configuration reloaded");
     } catch (err) {
@@ -184,7 +198,9 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   Deno.addSignalListener("SIGHUP", onHup);
   await stopped;
 
-  log.info("stopping: waiting up to {grace} s for running commands", { grace: config.workers.shutdown_grace });
+  log.info("stopping: waiting up to {grace} s for running commands", {
+    grace: config.workers.shutdown_grace,
+  });
   await listener.stop(config.workers.shutdown_grace * 1000);
   stats.stopAll();
   clearInterval(sweeper);
@@ -220,7 +236,10 @@ function pluginFeatures(plugins: PluginTable, config: AgentConfig): Record<strin
     try {
       Object.assign(out, e.module.features?.(config) ?? {});
     } catch (err) {
-      log.error("command {name} could not report its features: {error}", { name: e.name, error: (err as Error).message });
+      log.error("command {name} could not report its features: {error}", {
+        name: e.name,
+        error: (err as Error).message,
+      });
     }
   }
   return out;

@@ -84,7 +84,9 @@ export function convertArgument(name: string, type: ArgType, value: unknown): un
       if (typeof value === "boolean") return value;
       if (typeof value === "number") return value !== 0;
       if (typeof value === "string") {
-        return !["false", "no", "0", "", "off", "none", "null"].includes(value.trim().toLowerCase());
+        return !["false", "no", "0", "", "off", "none", "null"].includes(
+          value.trim().toLowerCase(),
+        );
       }
       throw bad(`must be a boolean, not ${describe(value)}`);
     case "list":
@@ -109,7 +111,9 @@ export function convertArgument(name: string, type: ArgType, value: unknown): un
       }
       throw bad(`must be JSON text or an object, not ${describe(value)}`);
     case "user_name":
-      if (typeof value !== "string") throw bad(`must be a user name string, not ${describe(value)}`);
+      if (typeof value !== "string") {
+        throw bad(`must be a user name string, not ${describe(value)}`);
+      }
       return checkUserName(value, `user name`);
   }
 }

@@ -6,6 +6,7 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { type IniSection, IniSyntaxError, parseIni } from "./ini.ts";
 import { type AgentConfig, type OptionSpec, SCHEMA, type SectionName } from "./config_schema.ts";
+import { isFile } from "./fs_stat.ts";
 
 export type { AgentConfig } from "./config_schema.ts";
 
@@ -44,16 +45,8 @@ export function configCandidates(options: LoadConfigOptions = {}): string[] {
     if (seen.has(f)) return false;
     seen.add(f);
     // A file named with -c must exist: reading it reports the problem.
-    return f === explicit || exists(f);
+    return f === explicit || isFile(f);
   });
-}
-
-function exists(file: string): boolean {
-  try {
-    return Deno.statSync(file).isFile;
-  } catch {
-    return false;
-  }
 }
 
 interface RawValue {
@@ -72,7 +65,9 @@ export function loadConfig(options: LoadConfigOptions = {}): AgentConfig {
       text = Deno.readTextFileSync(file);
     } catch (err) {
       throw new ConfigError(
-        `cannot read config file ${file}: ${(err as Error).message}. Check the path given with -c or DCM_AGENT_CONF.`,
+        `cannot read config file ${file}: ${
+          (err as Error).message
+        }. Check the path given with -c or DCM_AGENT_CONF.`,
       );
     }
     let sections: IniSection[];
@@ -140,7 +135,9 @@ function checkRequired(cfg: AgentConfig, raw: Map<string, Map<string, RawValue>>
     for (const [key, spec] of Object.entries(specs)) {
       const value = (cfg[section] as Record<string, unknown>)[key];
       if (spec.required && (value === null || value === "")) {
-        const where = cfg.files.length ? `in ${cfg.files.join(", ")}` : "(no config file was found)";
+        const where = cfg.files.length
+          ? `in ${cfg.files.join(", ")}`
+          : "(no config file was found)";
         const set = raw.get(section)?.get(key);
         throw new ConfigError(
           set
@@ -159,14 +156,21 @@ function checkRequired(cfg: AgentConfig, raw: Map<string, Map<string, RawValue>>
     if (!parsed || (parsed.protocol !== "ws:" && parsed.protocol !== "wss:")) {
       const set = raw.get("connection")?.get("agentmanager_url");
       throw new ConfigError(
-        `${set?.file ?? "agent.conf"}:${set?.line ?? 0}: [connection] agentmanager_url '${url}' is not a ws:// or wss:// URL`,
+        `${set?.file ?? "agent.conf"}:${
+          set?.line ?? 0
+        }: [connection] agentmanager_url '${url}' is not a ws:// or wss:// URL`,
       );
     }
   }
 }
 
 /** Converts one INI string per its spec; throws ConfigError naming file, section and key. */
-function convertValue(spec: OptionSpec<unknown>, rv: RawValue, section: string, key: string): unknown {
+function convertValue(
+  spec: OptionSpec<unknown>,
+  rv: RawValue,
+  section: string,
+  key: string,
+): unknown {
   const v = rv.value.trim();
   const bad = (what: string) =>
     new ConfigError(`${rv.file}:${rv.line}: [${section}] ${key} = '${v}' ${what}`);

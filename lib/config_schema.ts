@@ -78,28 +78,71 @@ export const PLATFORM_NAMES = ["ubuntu", "debian", "rhel", "centos", "fedora"] a
 export const SCHEMA = {
   workers: {
     count: int(2, "The number of commands that can run at the same time.", { min: 1 }),
-    long_runner_threads: int(1, "The number of long running jobs (mount_volume, configure_server, clean_image) that can run at the same time.", { min: 1 }),
-    shutdown_grace: float(30, "Seconds a graceful shutdown waits for running commands before it kills them.", { min: 0 }),
+    long_runner_threads: int(
+      1,
+      "The number of long running jobs (mount_volume, configure_server, clean_image) that can run at the same time.",
+      { min: 1 },
+    ),
+    shutdown_grace: float(
+      30,
+      "Seconds a graceful shutdown waits for running commands before it kills them.",
+      { min: 0 },
+    ),
   },
   connection: {
     type: choice("ws", ["ws"], "The connection type. Only 'ws' (websocket) is supported."),
-    agentmanager_url: str(null, "The websocket URL of the agent manager, ws://host[:port]/path or wss://host[:port]/path.", { required: true }),
-    backoff: int(1000, "Milliseconds of the initial reconnect backoff; the first retry waits twice this.", { min: 1 }),
+    agentmanager_url: str(
+      null,
+      "The websocket URL of the agent manager, ws://host[:port]/path or wss://host[:port]/path.",
+      { required: true },
+    ),
+    backoff: int(
+      1000,
+      "Milliseconds of the initial reconnect backoff; the first retry waits twice this.",
+      { min: 1 },
+    ),
     max_backoff: int(300000, "Milliseconds of the longest reconnect backoff.", { min: 1 }),
-    heartbeat_frequency: int(30, "Seconds between websocket pings. A connection whose pong does not come back within two periods is dropped and reopened.", { min: 1 }),
-    handshake_timeout: float(30, "Seconds to wait for the manager's handshake reply before the attempt counts as failed.", { min: 0.1 }),
-    allow_unknown_certs: bool(false, "Accept any TLS certificate from the manager (insecure; for testing only)."),
-    ca_cert: path(null, "A PEM file of CA certificates used to verify the manager's TLS certificate."),
-    check_hostname: bool(true, "Check that the manager's TLS certificate matches its host name. Set to False only for managers whose certificate names do not match."),
-    max_message_size: int(16777216, "Largest incoming websocket frame in bytes; larger frames are refused.", { min: 1024 }),
+    heartbeat_frequency: int(
+      30,
+      "Seconds between websocket pings. A connection whose pong does not come back within two periods is dropped and reopened.",
+      { min: 1 },
+    ),
+    handshake_timeout: float(
+      30,
+      "Seconds to wait for the manager's handshake reply before the attempt counts as failed.",
+      { min: 0.1 },
+    ),
+    allow_unknown_certs: bool(
+      false,
+      "Accept any TLS certificate from the manager (insecure; for testing only).",
+    ),
+    ca_cert: path(
+      null,
+      "A PEM file of CA certificates used to verify the manager's TLS certificate.",
+    ),
+    check_hostname: bool(
+      true,
+      "Check that the manager's TLS certificate matches its host name. Set to False only for managers whose certificate names do not match.",
+    ),
+    max_message_size: int(
+      16777216,
+      "Largest incoming websocket frame in bytes; larger frames are refused.",
+      { min: 1024 },
+    ),
     source_file: str(null, "Unused (the original agent's file test harness).", { hidden: true }),
     dest_file: str(null, "Unused (the original agent's file test harness).", { hidden: true }),
   },
   logging: {
-    configfile: path(null, "The logging.yaml file. Without one, INFO and above go to standard error."),
+    configfile: path(
+      null,
+      "The logging.yaml file. Without one, INFO and above go to standard error.",
+    ),
   },
   plugin: {
-    configfile: path(null, "The plugin.conf file that lists the commands. Without one, the built-in command list is used."),
+    configfile: path(
+      null,
+      "The plugin.conf file that lists the commands. Without one, the built-in command list is used.",
+    ),
   },
   storage: {
     temppath: path("/tmp", "Directory for temporary files; given to scripts as DCM_TMP_DIR."),
@@ -107,7 +150,11 @@ export const SCHEMA = {
     mountpoint: path("/mnt/dcmdata", "The default mount point for data volumes."),
     dbfile: path(null, "The SQLite request journal. Default: <base_dir>/secure/agentdb.sql."),
     script_dir: path(null, "Directory of the agent's helper scripts. Default: <base_dir>/bin."),
-    db_timeout: int(14400, "Seconds a finished request is remembered in the journal (duplicates within this window are never run again).", { min: 1 }),
+    db_timeout: int(
+      14400,
+      "Seconds a finished request is remembered in the journal (duplicates within this window are never run again).",
+      { min: 1 },
+    ),
     default_filesystem: str("ext3", "The file system used when a mount request does not name one."),
   },
   system: {
@@ -124,8 +171,14 @@ export const SCHEMA = {
     metadata_url: str(null, "The cloud's metadata service URL."),
   },
   messaging: {
-    retransmission_timeout: float(5.0, "Seconds between retransmissions of an unacknowledged reply.", { min: 0.01 }),
-    max_at_once: int(-1, "The largest number of requests in progress at once; -1 means no limit.", { min: -1 }),
+    retransmission_timeout: float(
+      5.0,
+      "Seconds between retransmissions of an unacknowledged reply.",
+      { min: 0.01 },
+    ),
+    max_at_once: int(-1, "The largest number of requests in progress at once; -1 means no limit.", {
+      min: -1,
+    }),
   },
   platform: {
     script_locations: str("common-linux", "Script subdirectory used with the packaged scripts."),
@@ -133,12 +186,25 @@ export const SCHEMA = {
     version: str(null, "The distribution version (detected when unset)."),
   },
   jobs: {
-    retain_job_time: int(3600, "Seconds a finished long job stays queryable; 0 keeps it for ever.", { min: 0 }),
-    script_timeout: float(3600, "Seconds a script may run before it is killed; 0 means no limit.", { min: 0 }),
-    max_output_bytes: int(1048576, "Bytes of a script's stdout and of its stderr kept in a reply; the rest is cut with a marker.", { min: 1024 }),
+    retain_job_time: int(
+      3600,
+      "Seconds a finished long job stays queryable; 0 keeps it for ever.",
+      { min: 0 },
+    ),
+    script_timeout: float(3600, "Seconds a script may run before it is killed; 0 means no limit.", {
+      min: 0,
+    }),
+    max_output_bytes: int(
+      1048576,
+      "Bytes of a script's stdout and of its stderr kept in a reply; the rest is cut with a marker.",
+      { min: 1024 },
+    ),
   },
   extra: {
-    location: str("https://linux-stable-agent.enstratius.com/", "The repository of the agent extras package."),
+    location: str(
+      "https://linux-stable-agent.enstratius.com/",
+      "The repository of the agent extras package.",
+    ),
     package_name: str(null, "An explicit extras package file name."),
     base_path: path("/opt/dcm-agent-extras", "Where the extras package is installed."),
   },

@@ -43,7 +43,9 @@ export function parseIni(text: string): IniSection[] {
     }
     if (trimmed.startsWith("[")) {
       const end = trimmed.lastIndexOf("]");
-      if (end < 1) throw new IniSyntaxError(lineNo, `section header '${trimmed}' has no closing ']'`);
+      if (end < 1) {
+        throw new IniSyntaxError(lineNo, `section header '${trimmed}' has no closing ']'`);
+      }
       const name = trimmed.slice(1, end).trim();
       current = byName.get(name);
       if (!current) {

@@ -63,7 +63,9 @@ export class JobTable implements JobLookup {
     job.job_status = ok ? "COMPLETE" : "ERROR";
     job.end_date = Math.floor(Date.now() / 1000);
     job.command_reply = reply;
-    job.message = ok ? null : (reply.error_message || percentEncode(reply.message || "the job failed"));
+    job.message = ok
+      ? null
+      : (reply.error_message || percentEncode(reply.message || "the job failed"));
     return this.#journal.saveJob(job);
   }
 

@@ -103,7 +103,9 @@ export class Journal {
       });
     } catch (err) {
       throw new Error(
-        `cannot open the request journal ${file}: ${(err as Error).message}; check [storage] dbfile and the directory's permissions`,
+        `cannot open the request journal ${file}: ${
+          (err as Error).message
+        }; check [storage] dbfile and the directory's permissions`,
       );
     }
     const j = new Journal(file, db);
@@ -117,10 +119,16 @@ export class Journal {
     this.#db.exec(SCHEMA_SQL);
     // Columns the original's schema lacks; added in place so its DB keeps working.
     const cols = new Set(
-      (this.#db.prepare("PRAGMA table_info(requests)").all() as { name: string }[]).map((c) => c.name),
+      (this.#db.prepare("PRAGMA table_info(requests)").all() as { name: string }[]).map((c) =>
+        c.name
+      ),
     );
-    if (!cols.has("started")) this.#db.exec("ALTER TABLE requests ADD COLUMN started integer DEFAULT 0");
-    if (!cols.has("reply_message_id")) this.#db.exec("ALTER TABLE requests ADD COLUMN reply_message_id text");
+    if (!cols.has("started")) {
+      this.#db.exec("ALTER TABLE requests ADD COLUMN started integer DEFAULT 0");
+    }
+    if (!cols.has("reply_message_id")) {
+      this.#db.exec("ALTER TABLE requests ADD COLUMN reply_message_id text");
+    }
     this.#db.exec("CREATE INDEX IF NOT EXISTS requests_state ON requests(state)");
   }
 
@@ -189,7 +197,14 @@ export class Journal {
       const now = timestamp();
       this.#stmt(
         "INSERT INTO requests(request_id, creation_time, request_doc, reply_doc, state, agent_id, last_update_time, started) VALUES(?, ?, ?, NULL, 'ACKED', ?, ?, ?)",
-      ).run(requestId, now, JSON.stringify(requestDoc), options.agentId, now, options.started ? 1 : 0);
+      ).run(
+        requestId,
+        now,
+        JSON.stringify(requestDoc),
+        options.agentId,
+        now,
+        options.started ? 1 : 0,
+      );
     });
   }
 
@@ -210,12 +225,25 @@ export class Journal {
     return this.#write(() => {
       const r = this.#stmt(
         "UPDATE requests SET state = ?, reply_doc = ?, reply_message_id = ?, last_update_time = ? WHERE request_id = ?",
-      ).run(options.state ?? "REPLY", JSON.stringify(reply), options.messageId, timestamp(), requestId);
+      ).run(
+        options.state ?? "REPLY",
+        JSON.stringify(reply),
+        options.messageId,
+        timestamp(),
+        requestId,
+      );
       if (r.changes === 0) {
         // The row is gone (purged by an operator or clean_image): keep the reply anyway.
         this.#stmt(
           "INSERT INTO requests(request_id, creation_time, request_doc, reply_doc, state, agent_id, last_update_time, started, reply_message_id) VALUES(?, ?, NULL, ?, ?, NULL, ?, 1, ?)",
-        ).run(requestId, timestamp(), JSON.stringify(reply), options.state ?? "REPLY", timestamp(), options.messageId);
+        ).run(
+          requestId,
+          timestamp(),
+          JSON.stringify(reply),
+          options.state ?? "REPLY",
+          timestamp(),
+          options.messageId,
+        );
       }
     });
   }
@@ -253,7 +281,9 @@ export class Journal {
       const doc = JSON.stringify(lostReply());
       this.#db.exec("BEGIN IMMEDIATE");
       for (const r of lost) {
-        this.#stmt("UPDATE requests SET state = 'REPLY', reply_doc = ?, last_update_time = ? WHERE request_id = ?")
+        this.#stmt(
+          "UPDATE requests SET state = 'REPLY', reply_doc = ?, last_update_time = ? WHERE request_id = ?",
+        )
           .run(doc, timestamp(), r.requestId);
       }
       this.#db.exec("COMMIT");
@@ -289,7 +319,12 @@ export class Journal {
   /** Number of rows per state. */
   countByState(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const r of this.#stmt("SELECT state, count(*) AS n FROM requests GROUP BY state").all() as { state: string; n: number }[]) {
+    for (
+      const r of this.#stmt("SELECT state, count(*) AS n FROM requests GROUP BY state").all() as {
+        state: string;
+        n: number;
+      }[]
+    ) {
       out[r.state] = Number(r.n);
     }
     return out;
@@ -304,14 +339,18 @@ export class Journal {
 
   /** Reads a persisted agent setting. */
   getValue(key: string): string | undefined {
-    const r = this.#stmt("SELECT value FROM agent_state WHERE key = ?").get(key) as { value: string } | undefined;
+    const r = this.#stmt("SELECT value FROM agent_state WHERE key = ?").get(key) as {
+      value: string;
+    } | undefined;
     return r?.value;
   }
 
   /** Persists an agent setting. */
   setValue(key: string, value: string): Promise<void> {
     return this.#write(() => {
-      this.#stmt("INSERT INTO agent_state(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+      this.#stmt(
+        "INSERT INTO agent_state(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      )
         .run(key, value);
     });
   }
@@ -349,20 +388,26 @@ export class Journal {
 
   /** Reads one job. */
   getJob(jobId: number): JobRow | undefined {
-    const r = this.#stmt("SELECT * FROM jobs WHERE job_id = ?").get(jobId) as Record<string, unknown> | undefined;
+    const r = this.#stmt("SELECT * FROM jobs WHERE job_id = ?").get(jobId) as
+      | Record<string, unknown>
+      | undefined;
     return r ? toJob(r) : undefined;
   }
 
   /** The job created by a request, if any. */
   jobForRequest(requestId: string): JobRow | undefined {
-    const r = this.#stmt("SELECT * FROM jobs WHERE request_id = ?").get(requestId) as Record<string, unknown> | undefined;
+    const r = this.#stmt("SELECT * FROM jobs WHERE request_id = ?").get(requestId) as
+      | Record<string, unknown>
+      | undefined;
     return r ? toJob(r) : undefined;
   }
 
   /** Jobs in the given states, by id. */
   jobsInState(states: JobDescription["job_status"][]): JobRow[] {
     const marks = states.map(() => "?").join(",");
-    return (this.#stmt(`SELECT * FROM jobs WHERE job_status IN (${marks}) ORDER BY job_id`).all(...states) as Record<string, unknown>[])
+    return (this.#stmt(`SELECT * FROM jobs WHERE job_status IN (${marks}) ORDER BY job_id`).all(
+      ...states,
+    ) as Record<string, unknown>[])
       .map(toJob);
   }
 
@@ -425,5 +470,7 @@ function parseJson(v: unknown): unknown {
 /** Formats a time as Python's sqlite3 default, local time: `YYYY-MM-DD HH:MM:SS.ffffff`. */
 export function timestamp(d = new Date()): string {
   const p = (n: number, w = 2) => String(n).padStart(w, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds() * 1000, 6)}`;
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${
+    p(d.getMinutes())
+  }:${p(d.getSeconds())}.${p(d.getMilliseconds() * 1000, 6)}`;
 }

@@ -53,7 +53,9 @@ export function loadPluginConf(
     text = Deno.readTextFileSync(file);
   } catch (err) {
     throw new Error(
-      `cannot read plugin.conf ${file}: ${(err as Error).message}; fix [plugin] configfile in agent.conf or remove it to use the built-in commands`,
+      `cannot read plugin.conf ${file}: ${
+        (err as Error).message
+      }; fix [plugin] configfile in agent.conf or remove it to use the built-in commands`,
     );
   }
   return parsePluginConf(text, { file, commands });
@@ -83,11 +85,14 @@ export function parsePluginConf(
     const moduleName = section.entries.get("module_name") ?? "";
     const module = resolveModule(name, moduleName, byName);
     if (type !== "python_module" && type !== "builtin") {
-      log.error("plugin.conf {file}: [{section}] has type '{type}', which this agent cannot load; skipped", {
-        file: options.file,
-        section: section.name,
-        type,
-      });
+      log.error(
+        "plugin.conf {file}: [{section}] has type '{type}', which this agent cannot load; skipped",
+        {
+          file: options.file,
+          section: section.name,
+          type,
+        },
+      );
       continue;
     }
     if (!module) {
@@ -116,7 +121,8 @@ function resolveModule(
 ): CommandModule | undefined {
   const last = moduleName.split(".").pop() ?? "";
   return byName.get(last) ?? byName.get(sectionName) ??
-    byName.get(sectionName.replace(/\.\*$/, "")) ?? (last === "unmount" ? byName.get("unmount_volume") : undefined);
+    byName.get(sectionName.replace(/\.\*$/, "")) ??
+    (last === "unmount" ? byName.get("unmount_volume") : undefined);
 }
 
 function anchored(name: string): RegExp {
@@ -152,7 +158,11 @@ export function defaultPluginConfText(
     "",
   ];
   for (const m of commands) {
-    lines.push(`[plugin:${m.name}]`, "type = python_module", `module_name = dcm.agent.plugins.builtin.${m.name}`);
+    lines.push(
+      `[plugin:${m.name}]`,
+      "type = python_module",
+      `module_name = dcm.agent.plugins.builtin.${m.name}`,
+    );
     if (m.execution === "long") lines.push("longer_runner = True");
     if (m.execution === "immediate") lines.push("immediate = True");
     lines.push("");

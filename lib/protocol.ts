@@ -83,16 +83,30 @@ export function parseFrame(text: string): ParseResult {
   const m = doc as Record<string, unknown>;
   const rid = m.request_id;
   if (typeof rid !== "string" || rid === "") {
-    const what = rid === undefined ? "has no request_id" : "has a request_id that is not a non-empty string";
+    const what = rid === undefined
+      ? "has no request_id"
+      : "has a request_id that is not a non-empty string";
     return fail(MISSING_REQUEST_ID, `the message ${what}`);
   }
-  if (rid.length > 512) return fail(MISSING_REQUEST_ID, "the request_id is longer than 512 characters");
+  if (rid.length > 512) {
+    return fail(MISSING_REQUEST_ID, "the request_id is longer than 512 characters");
+  }
   if (m.type === undefined) return fail(rid, "the message has no type");
   if (typeof m.type !== "string" || !(INCOMING_TYPES as readonly string[]).includes(m.type)) {
-    return fail(rid, `the message type ${JSON.stringify(m.type)} is not one of ${INCOMING_TYPES.join(", ")}`);
+    return fail(
+      rid,
+      `the message type ${JSON.stringify(m.type)} is not one of ${INCOMING_TYPES.join(", ")}`,
+    );
   }
   if (m.type !== "REQUEST") {
-    return { ok: true, message: { type: m.type as ControlMessage["type"], request_id: rid, message_id: m.message_id } };
+    return {
+      ok: true,
+      message: {
+        type: m.type as ControlMessage["type"],
+        request_id: rid,
+        message_id: m.message_id,
+      },
+    };
   }
   const p = m.payload;
   if (typeof p !== "object" || p === null || Array.isArray(p)) {

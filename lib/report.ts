@@ -9,6 +9,7 @@ import type { AgentConfig } from "./config_schema.ts";
 import { platformFor } from "./platform.ts";
 import { PROTOCOL_VERSION } from "./protocol.ts";
 import { VERSION } from "./version.ts";
+import { pathExists } from "./fs_stat.ts";
 
 /** Default location of the report, as the original. */
 export const REPORT_FILE = "/tmp/agent_info.tar.gz";
@@ -22,7 +23,10 @@ const SYSTEM_LOGS = [
 ];
 
 /** Builds the report tarball; returns its path. Throws with a clear message on failure. */
-export async function buildReport(config: AgentConfig, options: { output?: string } = {}): Promise<string> {
+export async function buildReport(
+  config: AgentConfig,
+  options: { output?: string } = {},
+): Promise<string> {
   const output = options.output ?? REPORT_FILE;
   const work = Deno.makeTempDirSync({ prefix: "dcm-report-" });
   try {
@@ -41,26 +45,19 @@ export async function buildReport(config: AgentConfig, options: { output?: strin
     Deno.writeTextFileSync(`${work}/process_info.txt`, processInfo(config.system.user ?? "dcm"));
     const base = config.storage.base_dir ?? "/dcm";
     const args = ["-czf", output, "--ignore-failed-read", "--exclude", `${basename(base)}/secure`];
-    if (exists(base)) args.push("-C", dirname(base), basename(base));
-    for (const f of SYSTEM_LOGS) if (exists(f)) args.push("-C", dirname(f), basename(f));
+    if (pathExists(base)) args.push("-C", dirname(base), basename(base));
+    for (const f of SYSTEM_LOGS) if (pathExists(f)) args.push("-C", dirname(f), basename(f));
     args.push("-C", work, "meta_info.txt", "process_info.txt");
     const r = await new Deno.Command("tar", { args, stdout: "null", stderr: "piped" }).output();
     if (!r.success) {
-      throw new Error(`tar could not write ${output}: ${new TextDecoder().decode(r.stderr).trim()}`);
+      throw new Error(
+        `tar could not write ${output}: ${new TextDecoder().decode(r.stderr).trim()}`,
+      );
     }
     Deno.chmodSync(output, 0o600);
     return output;
   } finally {
     Deno.removeSync(work, { recursive: true });
-  }
-}
-
-function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -98,12 +98,18 @@ export class RequestListener {
     const { journal } = this.#o;
     const recovery = journal.recover();
     if (recovery.lost > 0) {
-      log.warn("{n} command(s) were running when the agent stopped; they get a 'lost' reply and are not run again", {
-        n: recovery.lost,
-      });
+      log.warn(
+        "{n} command(s) were running when the agent stopped; they get a 'lost' reply and are not run again",
+        {
+          n: recovery.lost,
+        },
+      );
     }
     for (const row of journal.pendingReplies()) {
-      this.#awaiting.set(row.requestId, { messageId: row.replyMessageId ?? this.#ids.next(), due: 0 });
+      this.#awaiting.set(row.requestId, {
+        messageId: row.replyMessageId ?? this.#ids.next(),
+        due: 0,
+      });
     }
     for (const row of recovery.notStarted) this.#resume(row);
     for (const job of await this.jobs.recover()) {
@@ -148,7 +154,10 @@ export class RequestListener {
         id: parsed.message.request_id,
         error: (err as Error).message,
       });
-      this.#nack(parsed.message.request_id, `the agent could not handle the message: ${(err as Error).message}`);
+      this.#nack(
+        parsed.message.request_id,
+        `the agent could not handle the message: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -195,7 +204,10 @@ export class RequestListener {
     if (!this.#accepting) return; // Shutting down: the manager retransmits to the next agent.
     const entry = this.#o.plugins().find(msg.payload.command);
     if (!entry) {
-      this.#nack(id, `the command '${msg.payload.command}' is not known to this agent (plugin.conf: ${this.#o.plugins().source})`);
+      this.#nack(
+        id,
+        `the command '${msg.payload.command}' is not known to this agent (plugin.conf: ${this.#o.plugins().source})`,
+      );
       return;
     }
     const limit = this.#o.config.messaging.max_at_once;
@@ -213,7 +225,10 @@ export class RequestListener {
     // will start right away; one that waits for a worker is marked when it starts.
     const startsNow = !readOnly && execution !== "long" &&
       (execution === "immediate" || this.#normal.hasFreeWorker);
-    const committed = this.#o.journal.insertAcked(id, msg, { agentId: this.#o.agentId(), started: startsNow });
+    const committed = this.#o.journal.insertAcked(id, msg, {
+      agentId: this.#o.agentId(),
+      started: startsNow,
+    });
     committed.then(
       () => this.#send(ackFrame(this.#env(id))),
       (err) => {
@@ -250,7 +265,8 @@ export class RequestListener {
   }
 
   #resendStoredReply(id: string, row: RequestRow | undefined): void {
-    const reply = row?.reply ?? makeReply(1, { error_message: "the stored reply could not be read" });
+    const reply = row?.reply ??
+      makeReply(1, { error_message: "the stored reply could not be read" });
     this.#send(replyFrame(this.#env(id), reply));
   }
 
@@ -261,18 +277,26 @@ export class RequestListener {
 
   /** Re-runs a request that was ACKed but provably never started before a restart. */
   #resume(row: RequestRow): void {
-    const doc = row.requestDoc as { payload?: { command?: string; arguments?: Record<string, unknown>; longer_runner?: unknown } } | null;
+    const doc = row.requestDoc as {
+      payload?: { command?: string; arguments?: Record<string, unknown>; longer_runner?: unknown };
+    } | null;
     const entry = doc?.payload?.command ? this.#o.plugins().find(doc.payload.command) : undefined;
     const id = row.requestId;
     this.#inflight.set(id, newFlight(entry?.name ?? "unknown"));
     if (!entry) {
-      void this.#finish(id, errorReply("the command of this request is no longer offered by the agent"));
+      void this.#finish(
+        id,
+        errorReply("the command of this request is no longer offered by the agent"),
+      );
       return;
     }
-    log.info("running request {id} ({command}) that was accepted but had not started before the restart", {
-      id,
-      command: entry.name,
-    });
+    log.info(
+      "running request {id} ({command}) that was accepted but had not started before the restart",
+      {
+        id,
+        command: entry.name,
+      },
+    );
     const args = doc?.payload?.arguments ?? {};
     const execution = executionOf(entry, doc?.payload?.longer_runner);
     if (execution === "long") void this.#acceptJob(id, entry, args);
@@ -280,24 +304,38 @@ export class RequestListener {
   }
 
   /** Runs a command in a worker; the reply is stored and sent after the worker is free again. */
-  async #execute(id: string, entry: PluginEntry, args: Record<string, unknown>, markStart: boolean): Promise<void> {
+  async #execute(
+    id: string,
+    entry: PluginEntry,
+    args: Record<string, unknown>,
+    markStart: boolean,
+  ): Promise<void> {
     const flight = this.#inflight.get(id);
     if (!flight || flight.cancelled) return;
     if (markStart) {
       try {
         await this.#o.journal.markStarted(id);
       } catch (err) {
-        void this.#finish(id, errorReply(`the agent could not record the start of the command: ${(err as Error).message}`));
+        void this.#finish(
+          id,
+          errorReply(
+            `the agent could not record the start of the command: ${(err as Error).message}`,
+          ),
+        );
         return;
       }
     }
     consoleLog.info("Job {name} started", { name: entry.name, requestId: id });
     let reply = await executeCommand(entry.module, args, this.#context(id, flight.abort.signal));
     if (flight.cancelled) {
-      reply = makeReply(1, { message: reply.message, error_message: "the command was cancelled by the manager" });
+      reply = makeReply(1, {
+        message: reply.message,
+        error_message: "the command was cancelled by the manager",
+      });
     }
-    if (reply.return_code === 0) consoleLog.info("Job {name} succeeded", { name: entry.name, requestId: id });
-    else consoleLog.error("Job {name} failed", { name: entry.name, requestId: id });
+    if (reply.return_code === 0) {
+      consoleLog.info("Job {name} succeeded", { name: entry.name, requestId: id });
+    } else consoleLog.error("Job {name} failed", { name: entry.name, requestId: id });
     void this.#finish(id, reply);
   }
 
@@ -313,7 +351,10 @@ export class RequestListener {
     const existing = this.jobs.forRequest(id);
     if (existing) {
       // A restart came between creating the job and replying: reply, do not run it twice.
-      await this.#finish(id, makeReply(0, { reply_type: "job_description", reply_object: publicView(existing) }));
+      await this.#finish(
+        id,
+        makeReply(0, { reply_type: "job_description", reply_object: publicView(existing) }),
+      );
       return;
     }
     const job = await this.jobs.create(id, {
@@ -321,14 +362,25 @@ export class RequestListener {
       arguments: args,
       customerId: this.#services.host.customerId(),
     });
-    await this.#finish(id, makeReply(0, { reply_type: "job_description", reply_object: publicView(job) }));
+    await this.#finish(
+      id,
+      makeReply(0, { reply_type: "job_description", reply_object: publicView(job) }),
+    );
     this.#long.submit({ id: `job:${job.job_id}`, run: () => this.#runJob(entry, job, args) });
   }
 
-  async #runJob(entry: PluginEntry, job: Parameters<JobTable["finish"]>[0], args: Record<string, unknown>): Promise<void> {
+  async #runJob(
+    entry: PluginEntry,
+    job: Parameters<JobTable["finish"]>[0],
+    args: Record<string, unknown>,
+  ): Promise<void> {
     await this.jobs.markRunning(job);
     const abort = new AbortController();
-    const reply = await executeCommand(entry.module, args, this.#context(job.requestId, abort.signal));
+    const reply = await executeCommand(
+      entry.module,
+      args,
+      this.#context(job.requestId, abort.signal),
+    );
     await this.jobs.finish(job, reply);
   }
 
@@ -358,28 +410,45 @@ export class RequestListener {
     const messageId = this.#ids.next();
     const nacked = flight.nacked;
     try {
-      await this.#o.journal.storeReply(id, reply, { messageId, state: nacked ? "REPLY_NACKED" : "REPLY" });
+      await this.#o.journal.storeReply(id, reply, {
+        messageId,
+        state: nacked ? "REPLY_NACKED" : "REPLY",
+      });
     } catch (err) {
       // Never leave the manager waiting for ever: send it, though it is not durable.
-      log.error("could not journal the reply of {id}: {error}", { id, error: (err as Error).message });
+      log.error("could not journal the reply of {id}: {error}", {
+        id,
+        error: (err as Error).message,
+      });
     }
     this.#inflight.delete(id);
     if (nacked) return;
     this.#awaiting.set(id, { messageId, due: Date.now() + this.#retransmitMs() });
-    this.#send(replyFrame({ message_id: messageId, request_id: id, agent_id: this.#o.agentId() }, reply));
+    this.#send(
+      replyFrame({ message_id: messageId, request_id: id, agent_id: this.#o.agentId() }, reply),
+    );
   }
 
   #onReplyAck(id: string, type: "ACK" | "NACK"): void {
     if (this.#awaiting.delete(id)) {
-      this.#o.journal.setReplyState(id, type === "ACK" ? "REPLY_ACKED" : "REPLY_NACKED").catch((err) =>
-        log.error("could not record the {type} of {id}: {error}", { type, id, error: (err as Error).message })
+      this.#o.journal.setReplyState(id, type === "ACK" ? "REPLY_ACKED" : "REPLY_NACKED").catch((
+        err,
+      ) =>
+        log.error("could not record the {type} of {id}: {error}", {
+          type,
+          id,
+          error: (err as Error).message,
+        })
       );
       return;
     }
     const flight = this.#inflight.get(id);
     if (flight) {
       if (type === "NACK") {
-        log.warn("the manager rejected request {id} while it runs; its reply will be kept but not sent", { id });
+        log.warn(
+          "the manager rejected request {id} while it runs; its reply will be kept but not sent",
+          { id },
+        );
         flight.nacked = true;
       } else {
         this.#nack(id, `the event REPLY_ACK is not valid when in state ACKED`, "request_received");
@@ -399,7 +468,12 @@ export class RequestListener {
     log.info("cancelling request {id} ({command})", { id, command: flight.command });
     flight.cancelled = true;
     if (this.#normal.withdraw(id)) {
-      void this.#finish(id, makeReply(1, { error_message: "the command was cancelled by the manager before it started" }));
+      void this.#finish(
+        id,
+        makeReply(1, {
+          error_message: "the command was cancelled by the manager before it started",
+        }),
+      );
       return;
     }
     flight.abort.abort(new Error("cancelled by the manager"));
@@ -438,7 +512,14 @@ export class RequestListener {
         this.#awaiting.delete(id);
         continue;
       }
-      if (!this.#send(replyFrame({ message_id: a.messageId, request_id: id, agent_id: this.#o.agentId() }, row.reply ?? makeReply(1)))) return;
+      if (
+        !this.#send(
+          replyFrame(
+            { message_id: a.messageId, request_id: id, agent_id: this.#o.agentId() },
+            row.reply ?? makeReply(1),
+          ),
+        )
+      ) return;
       a.due = now + this.#retransmitMs();
     }
   }
@@ -475,8 +556,12 @@ export class RequestListener {
       }),
     ]);
     if (timedOut) {
-      log.warn("{n} command(s) still running after the shutdown grace period; stopping them", { n: this.#inflight.size });
-      for (const f of this.#inflight.values()) f.abort.abort(new Error("the agent is shutting down"));
+      log.warn("{n} command(s) still running after the shutdown grace period; stopping them", {
+        n: this.#inflight.size,
+      });
+      for (const f of this.#inflight.values()) {
+        f.abort.abort(new Error("the agent is shutting down"));
+      }
       await Promise.race([drained, new Promise((r) => setTimeout(r, 5000))]);
     }
     if (this.#timer !== undefined) clearInterval(this.#timer);
@@ -491,7 +576,10 @@ function newFlight(command: string): InFlight {
 /** The execution class; the payload's `longer_runner` overrides plugin.conf (spec 2.0). */
 function executionOf(entry: PluginEntry, longer: unknown): Execution {
   if (longer === undefined) return entry.execution;
-  if (longer === true || longer === 1 || (typeof longer === "string" && /^(true|yes|1)$/i.test(longer))) return "long";
+  if (
+    longer === true || longer === 1 ||
+    (typeof longer === "string" && /^(true|yes|1)$/i.test(longer))
+  ) return "long";
   return entry.execution === "long" ? "normal" : entry.execution;
 }
 

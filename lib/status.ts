@@ -16,7 +16,8 @@ const COLORS = { green: "\x1b[32m", red: "\x1b[31m", yellow: "\x1b[33m", reset: 
 
 /** Prints the status report; returns the exit code. */
 export function printStatus(config: AgentConfig, out: StatusOutput): number {
-  const paint = (c: keyof typeof COLORS, t: string) => out.color ? `${COLORS[c]}${t}${COLORS.reset}` : t;
+  const paint = (c: keyof typeof COLORS, t: string) =>
+    out.color ? `${COLORS[c]}${t}${COLORS.reset}` : t;
   let counts: Record<string, number> = {};
   let initStates: RequestState[] = [];
   try {
@@ -39,7 +40,9 @@ export function printStatus(config: AgentConfig, out: StatusOutput): number {
     ["REPLY_NACKED", "red", "UNKNOWN INITIALIZATION STATE"],
     ["NACKED", "red", "INITIALIZATION REJECTED"],
   ];
-  for (const [state, color, text] of checks) if (initStates.includes(state)) overall = [color, text];
+  for (const [state, color, text] of checks) {
+    if (initStates.includes(state)) overall = [color, text];
+  }
   out.line(paint(overall[0], overall[1]));
   const labels: [string, RequestState][] = [
     ["Commands processed:", "REPLY_ACKED"],
@@ -60,7 +63,11 @@ export function printStatus(config: AgentConfig, out: StatusOutput): number {
   }
   const pid = Number(text);
   if (!/^\d+$/.test(text) || pid <= 0) {
-    out.line(`${paint("yellow", "UNKNOWN")} the PID file ${pidFile} does not hold a process id: '${text.slice(0, 40)}'`);
+    out.line(
+      `${paint("yellow", "UNKNOWN")} the PID file ${pidFile} does not hold a process id: '${
+        text.slice(0, 40)
+      }'`,
+    );
     return 1;
   }
   const proc = readProcess(pid);
@@ -108,5 +115,7 @@ function userName(uid: string): string {
 
 function formatLocal(d: Date): string {
   const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${
+    p(d.getMinutes())
+  }:${p(d.getSeconds())}`;
 }

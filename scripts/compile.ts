@@ -13,6 +13,7 @@
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { AGENT_V8_FLAGS } from "../lib/runtime_flags.ts";
+import { isFile } from "../lib/fs_stat.ts";
 
 /** Exit code when no runtime base is available. */
 export const NO_RUNTIME_EXIT = 3;
@@ -64,14 +65,6 @@ function denoDir(): string {
     .outputSync();
   const dir = out.success ? JSON.parse(new TextDecoder().decode(out.stdout)).denoDir : undefined;
   return typeof dir === "string" ? dir : join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");
-}
-
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
 }
 
 /** The first line a program prints for `--version`; runs with no stdin and a time limit. */

@@ -41,7 +41,10 @@ interface Pair {
 }
 
 async function start(
-  options: { conf?: Record<string, Record<string, string>>; manager?: Parameters<typeof DevManager.start>[0] } = {},
+  options: {
+    conf?: Record<string, Record<string, string>>;
+    manager?: Parameters<typeof DevManager.start>[0];
+  } = {},
 ): Promise<Pair> {
   const manager = await DevManager.start(options.manager);
   const agent = await AgentProcess.start({ managerUrl: manager.url, conf: options.conf });
@@ -76,25 +79,33 @@ const payloadOf = (f: Frame) => f.payload as Frame;
 /** The pid a script wrote to `file`, once it is there. */
 async function childPid(file: string): Promise<number> {
   let text = "";
-  await until(() => {
-    try {
-      text = Deno.readTextFileSync(file).trim();
-    } catch { /* not written yet */ }
-    return text !== "";
-  }, 10000, `a pid in ${file}`);
+  await until(
+    () => {
+      try {
+        text = Deno.readTextFileSync(file).trim();
+      } catch { /* not written yet */ }
+      return text !== "";
+    },
+    10000,
+    `a pid in ${file}`,
+  );
   return Number(text);
 }
 
 /** Resolves when process `pid` no longer exists. */
 function gone(pid: number): Promise<void> {
-  return until(() => {
-    try {
-      Deno.kill(pid, "SIGCONT");
-      return false;
-    } catch {
-      return true;
-    }
-  }, 5000, `process ${pid} to be killed`);
+  return until(
+    () => {
+      try {
+        Deno.kill(pid, "SIGCONT");
+        return false;
+      } catch {
+        return true;
+      }
+    },
+    5000,
+    `process ${pid} to be killed`,
+  );
 }
 
 Deno.test("agent: handshake, heartbeat, get_agent_data, run_script over a real websocket", async () => {
@@ -139,13 +150,18 @@ Deno.test("agent: handshake, heartbeat, get_agent_data, run_script over a real w
     const obj = payloadOf(data.reply).reply_object as Frame;
     assert.equal(obj.server_state, "OK");
     assert.ok(Number(obj.max_ram) > 0);
-    const rs = await p.manager.request("run_script", await script("echo hello; echo oops >&2; exit 3"));
+    const rs = await p.manager.request(
+      "run_script",
+      await script("echo hello; echo oops >&2; exit 3"),
+    );
     assert.equal(payloadOf(rs.reply).return_code, 3);
     assert.equal(payloadOf(rs.reply).message, "hello\n");
     assert.equal(payloadOf(rs.reply).error_message, "oops\n");
 
     // Console LOG frames for job start and success, percent-encoded.
-    const log = await p.manager.waitForFrame((f) => f.type === "LOG" && /succeeded/.test(decodeURIComponent(String(f.message))));
+    const log = await p.manager.waitForFrame((f) =>
+      f.type === "LOG" && /succeeded/.test(decodeURIComponent(String(f.message)))
+    );
     assert.equal(log.level, "INFO");
     assert.equal(log.token, "");
     assert.doesNotMatch(String(log.message), /[ :]/, "LOG text is percent-encoded");
@@ -172,7 +188,9 @@ Deno.test("agent: malformed frames get NACKs and never hurt the connection or wo
     ];
     for (const f of bad) p.manager.send(f);
     for (const id of ["DEADBEEF", "m1", "m2", "m3", "m4", "m5", "m6"]) {
-      const nack = await p.manager.waitForFrame((f) => f.type === "NACK" && f.request_id === id, { since });
+      const nack = await p.manager.waitForFrame((f) => f.type === "NACK" && f.request_id === id, {
+        since,
+      });
       assert.ok(String(nack.error_message).length > 5, `NACK for ${id} explains itself`);
     }
     // A missing arguments object does not wedge the only worker.
@@ -193,17 +211,30 @@ Deno.test("agent: duplicates before and after the reply, and after a restart, ne
     const counter = `${p.agent.baseDir}/counter`;
     const args = await counting(counter, 1);
     const id = "dup-1";
-    const req = { type: "REQUEST", request_id: id, message_id: "x", payload: { command: "run_script", arguments: args } };
+    const req = {
+      type: "REQUEST",
+      request_id: id,
+      message_id: "x",
+      payload: { command: "run_script", arguments: args },
+    };
     const since = p.manager.frameCount;
     p.manager.send(req);
     await p.manager.waitForFrame((f) => f.type === "ACK" && f.request_id === id, { since });
     p.manager.send(req); // while running
-    const ack2 = await p.manager.waitForFrame((f) => f.type === "ACK" && f.request_id === id && f.entity === "request_received", { since });
+    const ack2 = await p.manager.waitForFrame(
+      (f) => f.type === "ACK" && f.request_id === id && f.entity === "request_received",
+      { since },
+    );
     assert.ok(ack2);
-    const reply = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === id, { since, timeoutMs: 15000 });
+    const reply = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === id, {
+      since,
+      timeoutMs: 15000,
+    });
     const s2 = p.manager.frameCount;
     p.manager.send(req); // after the reply, before the ACK
-    const again = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === id, { since: s2 });
+    const again = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === id, {
+      since: s2,
+    });
     assert.deepEqual(again.payload, reply.payload);
     p.manager.send({ type: "ACK", request_id: id, message_id: reply.message_id });
     await new Promise((r) => setTimeout(r, 300));
@@ -212,8 +243,15 @@ Deno.test("agent: duplicates before and after the reply, and after a restart, ne
     await p.manager.waitForHandshake({ timeoutMs: 15000, count: 2 });
     const s3 = p.manager.frameCount;
     p.manager.send(req);
-    const afterRestart = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === id, { since: s3 });
-    assert.deepEqual(afterRestart.payload, reply.payload, "the stored reply, as an object, never null");
+    const afterRestart = await p.manager.waitForFrame(
+      (f) => f.type === "REPLY" && f.request_id === id,
+      { since: s3 },
+    );
+    assert.deepEqual(
+      afterRestart.payload,
+      reply.payload,
+      "the stored reply, as an object, never null",
+    );
     assert.equal(runsIn(counter), 1);
   } finally {
     await p.close();
@@ -231,14 +269,21 @@ async function crashAt(step: "sent" | "ack" | "running" | "reply" | "reply-acked
       type: "REQUEST",
       request_id: id,
       message_id: "m",
-      payload: { command: "run_script", arguments: await counting(counter, step === "running" ? 30 : 0) },
+      payload: {
+        command: "run_script",
+        arguments: await counting(counter, step === "running" ? 30 : 0),
+      },
     };
     const since = p.manager.frameCount;
     p.manager.send(req);
-    if (step === "ack") await p.manager.waitForFrame((f) => f.type === "ACK" && f.request_id === id, { since });
+    if (step === "ack") {
+      await p.manager.waitForFrame((f) => f.type === "ACK" && f.request_id === id, { since });
+    }
     if (step === "running") await until(() => runsIn(counter) === 1, 10000, "the script to start");
     if (step === "reply" || step === "reply-acked") {
-      const reply = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === id, { since });
+      const reply = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === id, {
+        since,
+      });
       if (step === "reply-acked") {
         p.manager.send({ type: "ACK", request_id: id, message_id: reply.message_id });
         await new Promise((r) => setTimeout(r, 300));
@@ -250,7 +295,10 @@ async function crashAt(step: "sent" | "ack" | "running" | "reply" | "reply-acked
     const s2 = p.manager.frameCount;
     await p.manager.waitForHandshake({ timeoutMs: 15000, count: 2 });
     p.manager.send(req);
-    const reply = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === id, { since: s2, timeoutMs: 15000 });
+    const reply = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === id, {
+      since: s2,
+      timeoutMs: 15000,
+    });
     const payload = payloadOf(reply);
     assert.equal(typeof payload, "object");
     assert.ok(runsIn(counter) <= 1, `step ${step}: the command ran ${runsIn(counter)} times`);
@@ -266,24 +314,36 @@ async function crashAt(step: "sent" | "ack" | "running" | "reply" | "reply-acked
   }
 }
 
-Deno.test("agent: SIGKILL after the request was sent: at most one execution", () => crashAt("sent"));
+Deno.test("agent: SIGKILL after the request was sent: at most one execution", () =>
+  crashAt("sent"));
 Deno.test("agent: SIGKILL after the ACK: at most one execution", () => crashAt("ack"));
 Deno.test("agent: SIGKILL while running: a 'lost' reply, never re-run", () => crashAt("running"));
 Deno.test("agent: SIGKILL after the REPLY: the stored reply is sent again", () => crashAt("reply"));
-Deno.test("agent: SIGKILL after the REPLY was acknowledged: the stored reply", () => crashAt("reply-acked"));
+Deno.test("agent: SIGKILL after the REPLY was acknowledged: the stored reply", () =>
+  crashAt("reply-acked"));
 
 Deno.test("agent: after a restart, unacknowledged replies are pushed without a retransmitted request", async () => {
   const p = await start({ manager: { autoAckReplies: false } });
   try {
     await p.manager.waitForHandshake({ timeoutMs: 15000 });
     const since = p.manager.frameCount;
-    p.manager.send({ type: "REQUEST", request_id: "push-1", payload: { command: "heartbeat", arguments: {} } });
-    const first = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === "push-1", { since });
+    p.manager.send({
+      type: "REQUEST",
+      request_id: "push-1",
+      payload: { command: "heartbeat", arguments: {} },
+    });
+    const first = await p.manager.waitForFrame(
+      (f) => f.type === "REPLY" && f.request_id === "push-1",
+      { since },
+    );
     p.agent.kill("SIGKILL");
     await p.agent.wait();
     const s2 = p.manager.frameCount;
     await restart(p);
-    const pushed = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === "push-1", { since: s2, timeoutMs: 15000 });
+    const pushed = await p.manager.waitForFrame(
+      (f) => f.type === "REPLY" && f.request_id === "push-1",
+      { since: s2, timeoutMs: 15000 },
+    );
     assert.deepEqual(pushed.payload, first.payload);
     assert.equal(pushed.message_id, first.message_id, "the same message_id until acknowledged");
   } finally {
@@ -297,10 +357,17 @@ Deno.test("agent: a reply made while the connection is down is delivered after r
     await p.manager.waitForHandshake({ timeoutMs: 15000 });
     const counter = `${p.agent.baseDir}/counter`;
     const since = p.manager.frameCount;
-    p.manager.send({ type: "REQUEST", request_id: "drop-1", payload: { command: "run_script", arguments: await counting(counter, 1) } });
+    p.manager.send({
+      type: "REQUEST",
+      request_id: "drop-1",
+      payload: { command: "run_script", arguments: await counting(counter, 1) },
+    });
     await p.manager.waitForFrame((f) => f.type === "ACK" && f.request_id === "drop-1", { since });
     p.manager.dropConnection();
-    const reply = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === "drop-1", { since, timeoutMs: 15000 });
+    const reply = await p.manager.waitForFrame(
+      (f) => f.type === "REPLY" && f.request_id === "drop-1",
+      { since, timeoutMs: 15000 },
+    );
     assert.equal(payloadOf(reply).return_code, 0);
     assert.ok(p.manager.connections >= 2);
     assert.equal(runsIn(counter), 1);
@@ -311,7 +378,14 @@ Deno.test("agent: a reply made while the connection is down is delivered after r
 
 Deno.test("agent: 409 makes a new token that is persisted and used after a restart", async () => {
   const p = await start({
-    manager: { handshake: (_doc, attempt) => (attempt === 1 ? { return_code: 409 } : { return_code: 200, handshake: { agentID: "A-409" } }) },
+    manager: {
+      handshake: (
+        _doc,
+        attempt,
+      ) => (attempt === 1
+        ? { return_code: 409 }
+        : { return_code: 200, handshake: { agentID: "A-409" } }),
+    },
   });
   try {
     await p.manager.waitForHandshake({ timeoutMs: 15000, count: 2 });
@@ -319,7 +393,11 @@ Deno.test("agent: 409 makes a new token that is persisted and used after a resta
     assert.notEqual(first.token, second.token);
     const onDisk = Deno.readTextFileSync(`${p.agent.baseDir}/secure/token`);
     assert.equal(onDisk.trim(), second.token);
-    assert.equal(onDisk, `${second.token}`.concat(onDisk.endsWith("\n") ? "\n" : ""), "the file holds exactly the new token");
+    assert.equal(
+      onDisk,
+      `${second.token}`.concat(onDisk.endsWith("\n") ? "\n" : ""),
+      "the file holds exactly the new token",
+    );
     await p.agent.stop();
     await restart(p);
     await p.manager.waitForHandshake({ timeoutMs: 15000, count: 3 });
@@ -343,7 +421,10 @@ Deno.test("agent: 401 retries with backoff; 503 honours FORCE_BACKOFF", async ()
   });
   try {
     await p.manager.waitForHandshake({ timeoutMs: 15000, count: 3 });
-    assert.ok(times[2] - times[1] >= 1400, `503 FORCE_BACKOFF 1.5 s respected (waited ${times[2] - times[1]} ms)`);
+    assert.ok(
+      times[2] - times[1] >= 1400,
+      `503 FORCE_BACKOFF 1.5 s respected (waited ${times[2] - times[1]} ms)`,
+    );
     const hb = await p.manager.request("heartbeat", {});
     assert.equal(hb.reply.agent_id, "A-503");
   } finally {
@@ -375,13 +456,22 @@ Deno.test("agent: STATUS and CANCEL of a running script (its whole process tree)
     const pidFile = `${p.agent.baseDir}/child.pid`;
     const args = await script(`sleep 60 & echo $! > '${pidFile}'\nwait`);
     const since = p.manager.frameCount;
-    p.manager.send({ type: "REQUEST", request_id: "c-1", payload: { command: "run_script", arguments: args } });
+    p.manager.send({
+      type: "REQUEST",
+      request_id: "c-1",
+      payload: { command: "run_script", arguments: args },
+    });
     const child = await childPid(pidFile);
     p.manager.send({ type: "STATUS", request_id: "c-1" });
-    const st = await p.manager.waitForFrame((f) => f.type === "STATUS" && f.request_id === "c-1", { since });
+    const st = await p.manager.waitForFrame((f) => f.type === "STATUS" && f.request_id === "c-1", {
+      since,
+    });
     assert.equal(st.state, "ACKED");
     p.manager.send({ type: "CANCEL", request_id: "c-1" });
-    const reply = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === "c-1", { since, timeoutMs: 10000 });
+    const reply = await p.manager.waitForFrame(
+      (f) => f.type === "REPLY" && f.request_id === "c-1",
+      { since, timeoutMs: 10000 },
+    );
     assert.equal(payloadOf(reply).return_code === 0, false);
     assert.match(String(payloadOf(reply).error_message), /cancel/);
     await gone(child);
@@ -401,7 +491,10 @@ Deno.test("agent: HEMLOCK kills the agent and its commands at once", async () =>
     p.manager.send({
       type: "REQUEST",
       request_id: "h-1",
-      payload: { command: "run_script", arguments: await script(`sleep 60 & echo $! > '${pidFile}'\nwait`) },
+      payload: {
+        command: "run_script",
+        arguments: await script(`sleep 60 & echo $! > '${pidFile}'\nwait`),
+      },
     });
     const child = await childPid(pidFile);
     p.manager.send({ type: "HEMLOCK", request_id: "h-2" });
@@ -417,12 +510,21 @@ Deno.test("agent: an oversized frame is refused and the agent carries on", async
   const p = await start({ conf: { connection: { max_message_size: "65536" } } });
   try {
     await p.manager.waitForHandshake({ timeoutMs: 15000 });
-    p.manager.send({ type: "REQUEST", request_id: "big", payload: { command: "heartbeat", arguments: { x: "y".repeat(200_000) } } });
+    p.manager.send({
+      type: "REQUEST",
+      request_id: "big",
+      payload: { command: "heartbeat", arguments: { x: "y".repeat(200_000) } },
+    });
     // The agent drops a connection that sends an oversized frame, then reconnects.
     await p.manager.waitForHandshake({ timeoutMs: 15000, count: 2 });
     const hb = await p.manager.request("heartbeat", {}, { timeoutMs: 15000, retransmitSeconds: 1 });
     assert.equal(payloadOf(hb.reply).return_code, 0);
-    assert.equal(p.manager.frames.some((r) => typeof r.frame === "object" && r.frame.request_id === "big" && r.dir === "in"), false);
+    assert.equal(
+      p.manager.frames.some((r) =>
+        typeof r.frame === "object" && r.frame.request_id === "big" && r.dir === "in"
+      ),
+      false,
+    );
   } finally {
     await p.close();
   }
@@ -475,7 +577,10 @@ Deno.test("cli: --version, and a bad agent.conf exits 2 with one clear line", as
   assert.match(v.out, /^Version \d+\.\d+\.\d+\n$/);
   const dir = Deno.makeTempDirSync({ prefix: "dcm-cli-" });
   try {
-    Deno.writeTextFileSync(`${dir}/agent.conf`, "[connection]\nagentmanager_url=ws://127.0.0.1:1/x\nbackoff=fast\n");
+    Deno.writeTextFileSync(
+      `${dir}/agent.conf`,
+      "[connection]\nagentmanager_url=ws://127.0.0.1:1/x\nbackoff=fast\n",
+    );
     const r = await runCli(["run", "-c", `${dir}/agent.conf`]);
     assert.equal(r.code, 2);
     assert.match(r.out, /agent\.conf:3: \[connection\] backoff = 'fast' is not a whole number/);
@@ -496,17 +601,27 @@ Deno.test("agent: memory stays flat under a stream of hostile frames", async () 
     const flood = async (round: number) => {
       const since = p.manager.frameCount;
       for (let i = 0; i < 3000; i++) {
-        p.manager.send(i % 3 === 0 ? "{broken" : i % 3 === 1
-          ? { request_id: `u-${round}-${i}`, type: "ACK" }
-          : { request_id: `n-${round}-${i}`, type: "REQUEST", payload: { command: "nope".repeat(50), arguments: {} } });
+        p.manager.send(
+          i % 3 === 0 ? "{broken" : i % 3 === 1 ? { request_id: `u-${round}-${i}`, type: "ACK" } : {
+            request_id: `n-${round}-${i}`,
+            type: "REQUEST",
+            payload: { command: "nope".repeat(50), arguments: {} },
+          },
+        );
       }
-      await p.manager.waitForFrame((f) => f.type === "NACK" && f.request_id === `n-${round}-2999`, { since, timeoutMs: 30000 });
+      await p.manager.waitForFrame((f) => f.type === "NACK" && f.request_id === `n-${round}-2999`, {
+        since,
+        timeoutMs: 30000,
+      });
     };
     await flood(1);
     const after1 = rssKb(p.agent.pid);
     for (let r = 2; r <= 6; r++) await flood(r);
     const after6 = rssKb(p.agent.pid);
-    assert.ok(after6 - after1 < 16 * 1024, `RSS grew from ${after1} kB to ${after6} kB under repeated floods`);
+    assert.ok(
+      after6 - after1 < 16 * 1024,
+      `RSS grew from ${after1} kB to ${after6} kB under repeated floods`,
+    );
     const hb = await p.manager.request("heartbeat", {});
     assert.equal(payloadOf(hb.reply).return_code, 0);
     assert.equal(p.manager.connections, 1);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, configCandidates, loadConfig } from "../lib/config.ts";
+import { configCandidates, ConfigError, loadConfig } from "../lib/config.ts";
 import { parsePluginConf } from "../lib/plugin_conf.ts";
 import { defaultPluginConfText } from "../lib/plugin_conf.ts";
 import { BUILTIN_COMMANDS } from "../commands/mod.ts";
@@ -68,7 +68,11 @@ Deno.test("config: an agent.conf written for the original agent loads unchanged"
     assert.equal(c.storage.dbfile, "/dcm/secure/agentdb.sql");
     assert.equal(c.storage.db_timeout, 14400);
     assert.equal(c.messaging.retransmission_timeout, 5);
-    assert.equal(c.logging.configfile, `${dir}/logging.yaml`, "relative paths resolve against the file");
+    assert.equal(
+      c.logging.configfile,
+      `${dir}/logging.yaml`,
+      "relative paths resolve against the file",
+    );
     assert.deepEqual(c.features, { hello: "world", test: "2" });
   } finally {
     Deno.removeSync(dir, { recursive: true });
@@ -79,7 +83,10 @@ Deno.test("config: later files override earlier ones (system, DCM_AGENT_CONF, -c
   const dir = tempDir();
   try {
     Deno.mkdirSync(`${dir}/a`);
-    Deno.writeTextFileSync(`${dir}/env.conf`, "[connection]\nagentmanager_url=ws://env/x\nbackoff=50\n[logging]\nconfigfile=log.yaml\n");
+    Deno.writeTextFileSync(
+      `${dir}/env.conf`,
+      "[connection]\nagentmanager_url=ws://env/x\nbackoff=50\n[logging]\nconfigfile=log.yaml\n",
+    );
     Deno.writeTextFileSync(`${dir}/a/cli.conf`, "[connection]\nagentmanager_url=ws://cli/x\n");
     const env = (n: string) => (n === "DCM_AGENT_CONF" ? `${dir}/env.conf` : undefined);
     const c = loadConfig({ file: `${dir}/a/cli.conf`, skipSystemFile: true, env });
@@ -87,7 +94,10 @@ Deno.test("config: later files override earlier ones (system, DCM_AGENT_CONF, -c
     assert.equal(c.connection.backoff, 50);
     assert.equal(c.logging.configfile, `${dir}/log.yaml`, "resolved against the file that set it");
     assert.deepEqual(c.files, [`${dir}/env.conf`, `${dir}/a/cli.conf`]);
-    assert.deepEqual(configCandidates({ skipSystemFile: true, env: () => `${dir}/missing.conf` }), []);
+    assert.deepEqual(
+      configCandidates({ skipSystemFile: true, env: () => `${dir}/missing.conf` }),
+      [],
+    );
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -105,11 +115,26 @@ Deno.test("config: errors name the file, section and key", () => {
       );
     };
     check("[workers]\ncount=2\n", /\[connection\] agentmanager_url is required/);
-    check("[connection]\nagentmanager_url=http://x/\n", /agent\.conf:2: \[connection\] agentmanager_url 'http:\/\/x\/' is not a ws/);
-    check("[connection]\nagentmanager_url=ws://x/\nbackoff=soon\n", /agent\.conf:3: \[connection\] backoff = 'soon' is not a whole number/);
-    check("[connection]\nagentmanager_url=ws://x/\n[workers]\ncount=0\n", /\[workers\] count = '0' is below the minimum 1/);
-    check("[connection]\nagentmanager_url=ws://x/\nallow_unknown_certs=maybe\n", /allow_unknown_certs = 'maybe' is not a boolean/);
-    check("[connection]\nagentmanager_url=ws://x/\n[cloud]\ntype=Mars\n", /\[cloud\] type = 'Mars' is not one of/);
+    check(
+      "[connection]\nagentmanager_url=http://x/\n",
+      /agent\.conf:2: \[connection\] agentmanager_url 'http:\/\/x\/' is not a ws/,
+    );
+    check(
+      "[connection]\nagentmanager_url=ws://x/\nbackoff=soon\n",
+      /agent\.conf:3: \[connection\] backoff = 'soon' is not a whole number/,
+    );
+    check(
+      "[connection]\nagentmanager_url=ws://x/\n[workers]\ncount=0\n",
+      /\[workers\] count = '0' is below the minimum 1/,
+    );
+    check(
+      "[connection]\nagentmanager_url=ws://x/\nallow_unknown_certs=maybe\n",
+      /allow_unknown_certs = 'maybe' is not a boolean/,
+    );
+    check(
+      "[connection]\nagentmanager_url=ws://x/\n[cloud]\ntype=Mars\n",
+      /\[cloud\] type = 'Mars' is not one of/,
+    );
     check("key=v\n", /agent\.conf:1: .*before any \[section\]/);
     check("[connection]\ngarbage line\n", /agent\.conf:2: .*expected 'key = value'/);
     assert.throws(
@@ -141,7 +166,11 @@ type = python_module
 module_name = x
 `;
   const table = parsePluginConf(text, { file: "plugin.conf", commands: BUILTIN_COMMANDS });
-  assert.deepEqual(table.names(), ["heartbeat", "get_job.*"], "unknown modules are skipped, never fatal");
+  assert.deepEqual(
+    table.names(),
+    ["heartbeat", "get_job.*"],
+    "unknown modules are skipped, never fatal",
+  );
   assert.equal(table.find("heartbeat")?.module.name, "heartbeat");
   assert.equal(table.find("get_job_description")?.execution, "immediate");
   assert.equal(table.find("get_job")?.module.name, "get_job_description");
@@ -150,7 +179,10 @@ module_name = x
 });
 
 Deno.test("plugin.conf: the default file round-trips to the built-in list", () => {
-  const table = parsePluginConf(defaultPluginConfText(), { file: "default", commands: BUILTIN_COMMANDS });
+  const table = parsePluginConf(defaultPluginConfText(), {
+    file: "default",
+    commands: BUILTIN_COMMANDS,
+  });
   assert.deepEqual(table.names(), BUILTIN_COMMANDS.map((c) => c.name));
   for (const c of BUILTIN_COMMANDS) assert.equal(table.find(c.name)?.execution, c.execution);
 });

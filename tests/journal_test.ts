@@ -8,7 +8,11 @@ function tempJournal(): { journal: Journal; dir: string; file: string } {
   return { journal: Journal.open(file), dir, file };
 }
 
-const doc = (id: string) => ({ type: "REQUEST", request_id: id, payload: { command: "heartbeat", arguments: {} } });
+const doc = (id: string) => ({
+  type: "REQUEST",
+  request_id: id,
+  payload: { command: "heartbeat", arguments: {} },
+});
 
 Deno.test("journal: row lifecycle keeps the stored reply after the ACK", async () => {
   const { journal, dir } = tempJournal();
@@ -37,7 +41,12 @@ Deno.test("journal: row lifecycle keeps the stored reply after the ACK", async (
 Deno.test("journal: writes of one tick share one commit and all resolve", async () => {
   const { journal, dir } = tempJournal();
   try {
-    await Promise.all(Array.from({ length: 50 }, (_, i) => journal.insertAcked(`b${i}`, doc(`b${i}`), { agentId: "A" })));
+    await Promise.all(
+      Array.from(
+        { length: 50 },
+        (_, i) => journal.insertAcked(`b${i}`, doc(`b${i}`), { agentId: "A" }),
+      ),
+    );
     assert.equal(journal.countByState().ACKED, 50);
   } finally {
     journal.close();
@@ -72,7 +81,10 @@ Deno.test("journal: recovery turns started rows into lost replies and returns un
     assert.equal(lost.state, "REPLY");
     assert.equal(typeof lost.reply, "object", "the lost reply is an object, never a JSON string");
     assert.equal(lost.reply!.return_code, 1);
-    assert.equal((lost.reply as unknown as Record<string, unknown>).Exception, lostReply().Exception);
+    assert.equal(
+      (lost.reply as unknown as Record<string, unknown>).Exception,
+      lostReply().Exception,
+    );
   } finally {
     again.close();
     Deno.removeSync(dir, { recursive: true });
@@ -89,7 +101,11 @@ Deno.test("journal: sweep removes only old terminal rows, never in-flight ones",
     await journal.insertAcked("old-replied", doc("old-replied"), { agentId: "A" });
     await journal.storeReply("old-replied", makeReply(0), { messageId: "m2" });
     const future = new Date(Date.now() + 20_000 * 1000);
-    assert.equal(journal.sweep(14400, new Date()), 0, "nothing is older than db_timeout seconds yet");
+    assert.equal(
+      journal.sweep(14400, new Date()),
+      0,
+      "nothing is older than db_timeout seconds yet",
+    );
     assert.equal(journal.sweep(14400, future), 1);
     assert.equal(journal.get("old-done"), undefined);
     assert.ok(journal.get("old-running"));
@@ -141,7 +157,11 @@ Deno.test("journal: opens a database created by the original agent's schema", as
   try {
     const row = journal.get("py1")!;
     assert.equal(row.state, "REPLY");
-    assert.deepEqual(row.reply, { return_code: 0, reply_type: "void" }, "double-encoded replies are unwrapped");
+    assert.deepEqual(
+      row.reply,
+      { return_code: 0, reply_type: "void" },
+      "double-encoded replies are unwrapped",
+    );
   } finally {
     journal.close();
     Deno.removeSync(dir, { recursive: true });

@@ -77,10 +77,14 @@ async function harness(conf: Record<string, Record<string, string>> = {}): Promi
       const end = Date.now() + timeoutMs;
       let seen = 0;
       while (Date.now() < end) {
-        for (; seen < frames.length; seen++) if (pred(frames[seen])) return frames.splice(seen, 1)[0];
+        for (; seen < frames.length; seen++) {
+          if (pred(frames[seen])) return frames.splice(seen, 1)[0];
+        }
         await new Promise((r) => setTimeout(r, 5));
       }
-      throw new Error(`no matching frame within ${timeoutMs} ms; frames: ${JSON.stringify(frames)}`);
+      throw new Error(
+        `no matching frame within ${timeoutMs} ms; frames: ${JSON.stringify(frames)}`,
+      );
     },
     async close() {
       await h.listener.stop(1000);
@@ -142,7 +146,11 @@ Deno.test("listener: REQUEST gets ACK then REPLY; ACK of the reply ends retransm
     await new Promise((r) => setTimeout(r, 300));
     h.frames.length = 0;
     await new Promise((r) => setTimeout(r, 300));
-    assert.equal(h.frames.filter((f) => f.request_id === "r1").length, 0, "no retransmission after the ACK");
+    assert.equal(
+      h.frames.filter((f) => f.request_id === "r1").length,
+      0,
+      "no retransmission after the ACK",
+    );
     assert.equal(h.journal.get("r1")?.state, "REPLY_ACKED");
   } finally {
     await h.close();
@@ -184,8 +192,16 @@ Deno.test("listener: malformed frames get clear NACKs", async () => {
       [{ request_id: "x2", type: "BOGUS" }, "x2", /not one of/],
       [{ request_id: "x3", type: "REQUEST" }, "x3", /no payload/],
       [{ request_id: "x4", type: "REQUEST", payload: {} }, "x4", /no command/],
-      [{ request_id: "x5", type: "REQUEST", payload: { command: "nope", arguments: {} } }, "x5", /not known/],
-      [{ request_id: "x6", type: "REQUEST", payload: { command: "heartbeat", arguments: [1] } }, "x6", /must be a JSON object/],
+      [
+        { request_id: "x5", type: "REQUEST", payload: { command: "nope", arguments: {} } },
+        "x5",
+        /not known/,
+      ],
+      [
+        { request_id: "x6", type: "REQUEST", payload: { command: "heartbeat", arguments: [1] } },
+        "x6",
+        /must be a JSON object/,
+      ],
       [{ request_id: "x7", type: "ACK" }, "x7", /unknown ID/],
       [{ request_id: "x8", type: "STATUS" }, "x8", /unknown ID/],
     ];
@@ -197,7 +213,11 @@ Deno.test("listener: malformed frames get clear NACKs", async () => {
     }
     h.send({ request_id: "x9", type: "REQUEST", payload: { command: "heartbeat" } });
     const reply = await h.waitFor(of("REPLY", "x9"));
-    assert.equal((reply.payload as Frame).return_code, 0, "a missing arguments object counts as {}");
+    assert.equal(
+      (reply.payload as Frame).return_code,
+      0,
+      "a missing arguments object counts as {}",
+    );
   } finally {
     await h.close();
   }

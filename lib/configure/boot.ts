@@ -12,6 +12,7 @@ import { writeFileAtomic } from "../atomic_file.ts";
 import unitTemplate from "../../config/dcm-agent.service" with { type: "text" };
 import initTemplate from "../../config/dcm-agent.init" with { type: "text" };
 import { AGENT_V8_FLAGS } from "../runtime_flags.ts";
+import { pathExists } from "../fs_stat.ts";
 
 /** The init systems configure can register with. */
 export type InitSystem = "systemd" | "sysv";
@@ -58,7 +59,7 @@ export function agentProgram(): string[] {
 /** systemd when it runs or is installed under `root`, otherwise SysV init. */
 export function detectInitSystem(root = "/"): InitSystem {
   const marks = ["run/systemd/system", "usr/lib/systemd/systemd", "lib/systemd/systemd"];
-  return marks.some((p) => exists(join(root, p))) ? "systemd" : "sysv";
+  return marks.some((p) => pathExists(join(root, p))) ? "systemd" : "sysv";
 }
 
 /** The systemd unit for `target`. */
@@ -100,7 +101,7 @@ function installUnit(target: BootTarget, root: string): BootResult {
   writeFileAtomic(file, renderUnit(target), { mode: 0o644 });
   if (root === "/") {
     // daemon-reload only talks to a running systemd (not in an image build).
-    if (exists("/run/systemd/system")) runTool("systemctl", ["daemon-reload"]);
+    if (pathExists("/run/systemd/system")) runTool("systemctl", ["daemon-reload"]);
     const enabled = runTool("systemctl", ["enable", `${SERVICE_NAME}.service`]);
     if (enabled !== undefined) return { initSystem: "systemd", file, method: "systemctl enable" };
   }
@@ -178,15 +179,6 @@ function replaceSymlink(target: string, link: string): void {
     Deno.removeSync(link);
   } catch { /* not there yet */ }
   Deno.symlinkSync(target, link);
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

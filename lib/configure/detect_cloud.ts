@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import { createCloudMetadata } from "../cloud_metadata.ts";
 import { configFromValues } from "../config.ts";
+import { pathExists } from "../fs_stat.ts";
 
 /** Options for {@linkcode detectCloud}. */
 export interface DetectCloudOptions {
@@ -29,7 +30,7 @@ export async function detectCloud(options: DetectCloudOptions = {}): Promise<str
   const root = options.root ?? "/";
   const probe = async (cloud: string): Promise<boolean> => {
     // Azure's instance id is made from the host name and always exists; its agent's file does not.
-    if (cloud === "Azure") return exists(join(root, "var/lib/waagent/ovf-env.xml"));
+    if (cloud === "Azure") return pathExists(join(root, "var/lib/waagent/ovf-env.xml"));
     const cloudValues: Record<string, string> = { type: cloud };
     if (cloud === "CloudStack" && options.metadataUrl) {
       cloudValues.metadata_url = options.metadataUrl;
@@ -48,13 +49,4 @@ export async function detectCloud(options: DetectCloudOptions = {}): Promise<str
   };
   const found = await Promise.all(ORDER.map((cloud) => probe(cloud).catch(() => false)));
   return ORDER.find((_, i) => found[i]) ?? "UNKNOWN";
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -43,6 +43,7 @@ import {
   StagedFiles,
 } from "./tree.ts";
 import { renderAgentConf } from "./writer.ts";
+import { isDirectory, isFile, pathExists, readTextIfPresent } from "../fs_stat.ts";
 
 /** Hooks for tests and embedding; every field has a sensible default. */
 export interface ConfigureOptions {
@@ -116,7 +117,7 @@ function installedConfFile(parsed: ConfigureArgs): string {
   const fromEnv = Deno.env.get("DCM_AGENT_CONF");
   if (fromEnv) candidates.push(fromEnv);
   for (const file of [`etc/systemd/system/${SERVICE_NAME}.service`, `etc/init.d/${SERVICE_NAME}`]) {
-    const text = readText(join(parsed.root, file)) ?? "";
+    const text = readTextIfPresent(join(parsed.root, file)) ?? "";
     const conf = /^(?:ExecStart=|DAEMON_ARGS=).*\s-c\s+([^\s"]+)/m.exec(text)?.[1];
     if (conf) candidates.push(conf);
   }
@@ -472,7 +473,7 @@ function writeTree(
 ): void {
   const scriptDir = plan.values.get("storage.script_dir") as string;
   const tempPath = plan.values.get("storage.temppath") ?? "/tmp";
-  if (exists(plan.base) && !isDirectory(plan.base)) {
+  if (pathExists(plan.base) && !isDirectory(plan.base)) {
     throw new UsageError(
       `-p/--base-path: ${plan.base} exists and is not a directory; choose another base path`,
     );
@@ -540,37 +541,4 @@ function giveToUser(
 function variablesSh(user: string, base: string): string {
   const quote = (v: string) => /^[A-Za-z0-9_./-]+$/.test(v) ? v : `'${v.replaceAll("'", `'\\''`)}'`;
   return `DCM_USER=${quote(user)}\nDCM_BASEDIR=${quote(base)}\n`;
-}
-
-function readText(path: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return Deno.statSync(path).isDirectory;
-  } catch {
-    return false;
-  }
 }

@@ -4,6 +4,7 @@
  * renamed into place), and ownership by the system user.
  */
 import { basename, dirname, join } from "node:path";
+import { isDirectory, pathExists } from "../fs_stat.ts";
 
 /** A directory of the install tree. */
 export interface TreeDirectory {
@@ -71,23 +72,6 @@ export function makeDirectories(dirs: readonly TreeDirectory[]): string[] {
   return touched;
 }
 
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return Deno.statSync(path).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
 interface StagedFile {
   target: string;
   temp: string;
@@ -104,7 +88,7 @@ export class StagedFiles {
   /** Writes `text` to a temporary file beside `target`, with `mode`, synced to disk. */
   stage(target: string, text: string, mode: number): void {
     // A target that is a directory would only fail at commit, after other files were replaced.
-    if (exists(target) && !Deno.statSync(target).isFile) {
+    if (pathExists(target) && !Deno.statSync(target).isFile) {
       throw new Error(
         `${target} exists and is not a regular file; remove it or choose another path`,
       );

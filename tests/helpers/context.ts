@@ -67,7 +67,8 @@ export function makeTestContext(options: TestContextOptions = {}): TestContext {
       console: (level, message) => void consoleLines.push({ level, message }),
     },
     services,
-    invoke: (command, args) => executeCommand(findCommand(options.commands ?? [], command), args, ctx),
+    invoke: (command, args) =>
+      executeCommand(findCommand(options.commands ?? [], command), args, ctx),
     details,
     consoleLines,
   };
