@@ -83,6 +83,8 @@ export class RequestListener {
   #long: WorkerPool;
   #services: CommandServices;
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** Workers promised to accepted requests whose rows are still committing. */
+  #reserved = 0;
   #accepting = true;
 
   constructor(options: ListenerOptions) {
@@ -224,7 +226,9 @@ export class RequestListener {
     // A command with side effects is marked started in the same commit when it
     // will start right away; one that waits for a worker is marked when it starts.
     const startsNow = !readOnly && execution !== "long" &&
-      (execution === "immediate" || this.#normal.hasFreeWorker);
+      (execution === "immediate" || this.#normal.freeWorkers > this.#reserved);
+    const reserves = startsNow && execution === "normal";
+    if (reserves) this.#reserved++;
     const committed = this.#o.journal.insertAcked(id, msg, {
       agentId: this.#o.agentId(),
       started: startsNow,
@@ -244,9 +248,12 @@ export class RequestListener {
       return;
     }
     committed.then(() => {
+      if (reserves) this.#reserved--;
       if (execution === "long") void this.#acceptJob(id, entry, args);
       else this.#submit(id, execution, () => this.#execute(id, entry, args, !startsNow));
-    }, () => {/* NACKed above */});
+    }, () => {
+      if (reserves) this.#reserved--; // NACKed above
+    });
   }
 
   /** A REQUEST for a request the journal knows but memory does not. */

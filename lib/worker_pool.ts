@@ -40,9 +40,9 @@ export class WorkerPool {
     this.#pump();
   }
 
-  /** Whether a task submitted now would start at once. */
-  get hasFreeWorker(): boolean {
-    return this.#queue.length === 0 && this.#running.size < this.#size;
+  /** Workers a task submitted now would find idle. */
+  get freeWorkers(): number {
+    return Math.max(0, this.#size - this.#running.size - this.#queue.length);
   }
 
   /** Tasks queued plus running. */
