@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { ArgumentError, checkUserName } from "../arguments.ts";
 import type { CommandContext } from "../command.ts";
 import { type PathInfo, type RunAs, statPath, ToolError, ToolRunner } from "./run_tool.ts";
+import { systemAdapter, type SystemAdapterOptions } from "./system_adapter.ts";
 
 const log = getLogger(["dcm", "agent", "plugins"]);
 
@@ -46,13 +47,7 @@ export interface LoginDefs {
 }
 
 /** Options of an {@linkcode Accounts} adapter. */
-export interface AccountsOptions {
-  /** The system root: "/" in production, a throw-away directory in tests. */
-  root: string;
-  /** The sudo program to use when the agent is not root; null when it is root. */
-  sudo?: string | null;
-  /** Directory for private staging files; default: the system temp directory. */
-  tempDir?: string;
+export interface AccountsOptions extends SystemAdapterOptions {
   /** The uid the agent runs as, never removed; default: this process's uid when root is "/". */
   selfUid?: number | null;
 }
@@ -581,18 +576,7 @@ function refuseUnsafe(info: PathInfo, path: string, expected: "file" | "director
 
 /** The accounts adapter a command should use: the injected one in tests, else the live system's. */
 export function accountsFor(ctx: CommandContext): Accounts {
-  const injected = ctx.services.adapters.accounts;
-  if (injected === undefined) {
-    return new Accounts({
-      root: "/",
-      sudo: Deno.uid() === 0 ? null : ctx.config.system.sudo,
-      tempDir: ctx.config.storage.temppath ?? undefined,
-    });
-  }
-  if (!(injected instanceof Accounts)) {
-    throw new Error("services.adapters.accounts is set but is not an Accounts adapter");
-  }
-  return injected;
+  return systemAdapter(ctx, { name: "accounts", type: Accounts });
 }
 
 /** The reply text of an expected failure (a refusal or a failed tool), or null for a bug. */

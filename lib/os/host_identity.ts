@@ -7,6 +7,7 @@ import { getLogger } from "@logtape/logtape";
 import { join } from "node:path";
 import type { CommandContext } from "../command.ts";
 import { statPath, ToolError, ToolRunner } from "./run_tool.ts";
+import { systemAdapter, type SystemAdapterOptions } from "./system_adapter.ts";
 
 const log = getLogger(["dcm", "agent", "plugins"]);
 
@@ -19,13 +20,7 @@ export class HostnameError extends Error {
 }
 
 /** Options of a {@linkcode HostIdentity} adapter. */
-export interface HostIdentityOptions {
-  /** The system root whose /etc/hostname and /etc/hosts are written: "/" in production. */
-  root: string;
-  /** The sudo program to use when the agent is not root; null when it is root. */
-  sudo?: string | null;
-  /** Directory for private staging files; default: the system temp directory. */
-  tempDir?: string;
+export interface HostIdentityOptions extends SystemAdapterOptions {
   /**
    * The argv that prints the running hostname, and sets it when given a name
    * as one more argument. Default `["hostname"]`; tests point it into a
@@ -157,18 +152,7 @@ export class HostIdentity {
 
 /** The host identity adapter a command should use: the injected one in tests, else the live system's. */
 export function hostIdentityFor(ctx: CommandContext): HostIdentity {
-  const injected = ctx.services.adapters.hostIdentity;
-  if (injected === undefined) {
-    return new HostIdentity({
-      root: "/",
-      sudo: Deno.uid() === 0 ? null : ctx.config.system.sudo,
-      tempDir: ctx.config.storage.temppath ?? undefined,
-    });
-  }
-  if (!(injected instanceof HostIdentity)) {
-    throw new Error("services.adapters.hostIdentity is set but is not a HostIdentity adapter");
-  }
-  return injected;
+  return systemAdapter(ctx, { name: "hostIdentity", type: HostIdentity });
 }
 
 /** The reply text of an expected rename failure, or null for a bug. */
