@@ -5,6 +5,9 @@
  */
 import { AGENT_V8_FLAGS } from "../lib/runtime_flags.ts";
 
+/** The agent process ended while a caller was waiting for something. */
+export class AgentExitedError extends Error {}
+
 /** Options of {@linkcode AgentProcess.start}. */
 export interface AgentProcessOptions {
   /** The manager's websocket URL, written to `[connection]agentmanager_url`. */
@@ -203,6 +206,20 @@ export class AgentProcess {
     } catch {
       // The group is already gone (ESRCH): nothing to do.
     }
+  }
+
+  /** Resolves with `promise`, or rejects with {@linkcode AgentExitedError} if the agent exits first. */
+  async whileRunning<T>(promise: Promise<T>, what: string): Promise<T> {
+    const died = this.wait().then((status) => {
+      const how = status.signal ? `signal ${status.signal}` : `exit code ${status.code}`;
+      const tail = this.output().trimEnd().split("\n").slice(-20).join("\n");
+      throw new AgentExitedError(
+        `the agent exited (${how}) while ${what}; its last output:\n${tail}`,
+      );
+    });
+    // The loser of the race must not surface later as an unhandled rejection.
+    died.catch(() => {});
+    return await Promise.race([promise, died]);
   }
 
   /** Resolves with the exit status when the agent exits. */

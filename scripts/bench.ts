@@ -99,21 +99,6 @@ function parseOptions(args: string[]): BenchOptions {
   };
 }
 
-/** Resolves with the promise, or fails if the agent exits first. */
-async function unlessAgentDies<T>(
-  agent: AgentProcess,
-  promise: Promise<T>,
-  what: string,
-): Promise<T> {
-  const died = agent.wait().then((status) => {
-    const how = status.signal ? `signal ${status.signal}` : `exit code ${status.code}`;
-    const tail = agent.output().trimEnd().split("\n").slice(-20).join("\n");
-    throw new Error(`the agent exited (${how}) while ${what}; its last output:\n${tail}`);
-  });
-  died.catch(() => {});
-  return await Promise.race([promise, died]);
-}
-
 /** Process ids in the agent's process group (the agent and anything it started). */
 async function groupMembers(pgid: number): Promise<number[]> {
   const pids: number[] = [];
@@ -181,8 +166,7 @@ async function measureStartup(options: BenchOptions): Promise<number[]> {
       conf: PRODUCTION_LIKE_CONF,
     });
     try {
-      await unlessAgentDies(
-        agent,
+      await agent.whileRunning(
         manager.waitForHandshake({ timeoutMs: HANDSHAKE_TIMEOUT_MS }),
         "waiting for its handshake",
       );
@@ -232,8 +216,7 @@ async function measureLatency(
   count: number,
 ): Promise<{ p50: number; p95: number; p99: number }> {
   const one = () =>
-    unlessAgentDies(
-      agent,
+    agent.whileRunning(
       manager.request("heartbeat", {}, { timeoutMs: REQUEST_TIMEOUT_MS }),
       "answering heartbeats",
     );
@@ -266,8 +249,7 @@ async function runConcurrent(
     }
   };
   const t = performance.now();
-  await unlessAgentDies(
-    agent,
+  await agent.whileRunning(
     Promise.all(Array.from({ length: Math.min(inFlight, total) }, worker)),
     `answering ${inFlight} concurrent heartbeats`,
   );
@@ -285,8 +267,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
     conf: PRODUCTION_LIKE_CONF,
   });
   try {
-    await unlessAgentDies(
-      agent,
+    await agent.whileRunning(
       manager.waitForHandshake({ timeoutMs: HANDSHAKE_TIMEOUT_MS }),
       "waiting for its handshake",
     );

@@ -4,7 +4,7 @@
  * the system-stat commands), printing the handshake and every reply.
  * Exits 0 when every step worked, 1 with the reason otherwise.
  */
-import { AgentProcess, killAllAgents } from "./agent_process.ts";
+import { AgentExitedError, AgentProcess, killAllAgents } from "./agent_process.ts";
 import { DevManager, type Frame, type RequestResult } from "./dev_manager.ts";
 
 const HANDSHAKE_TIMEOUT_MS = 60_000;
@@ -40,20 +40,6 @@ function describeExit(status: Deno.CommandStatus): string {
   return status.signal ? `signal ${status.signal}` : `exit code ${status.code}`;
 }
 
-/** Resolves with the promise, or fails if the agent exits first. */
-async function unlessAgentDies<T>(
-  agent: AgentProcess,
-  promise: Promise<T>,
-  what: string,
-): Promise<T> {
-  const died = agent.wait().then((status) => {
-    throw new DemoError(`the agent exited (${describeExit(status)}) while waiting for ${what}`);
-  });
-  // The loser of the race must not surface later as an unhandled rejection.
-  died.catch(() => {});
-  return await Promise.race([promise, died]);
-}
-
 function printHandshake(doc: Frame): void {
   const token = typeof doc.token === "string" ? doc.token : "";
   const features = (doc.features ?? {}) as Record<string, unknown>;
@@ -86,13 +72,12 @@ async function step(
   const started = performance.now();
   let result: RequestResult;
   try {
-    result = await unlessAgentDies(
-      agent,
+    result = await agent.whileRunning(
       manager.request(command, args, { timeoutMs: REQUEST_TIMEOUT_MS, retransmitSeconds: 5 }),
-      `the reply to ${command}`,
+      `waiting for the reply to ${command}`,
     );
   } catch (err) {
-    if (err instanceof DemoError) throw err;
+    if (err instanceof DemoError || err instanceof AgentExitedError) throw err;
     throw new DemoError(`${command}: ${(err as Error).message}`);
   }
   const ms = (performance.now() - started).toFixed(1);
@@ -122,12 +107,11 @@ async function step(
 }
 
 async function runDemo(manager: DevManager, agent: AgentProcess): Promise<void> {
-  const handshake = await unlessAgentDies(
-    agent,
+  const handshake = await agent.whileRunning(
     manager.waitForHandshake({ timeoutMs: HANDSHAKE_TIMEOUT_MS }),
-    "its handshake",
+    "waiting for its handshake",
   ).catch((err: Error) => {
-    if (err instanceof DemoError) throw err;
+    if (err instanceof DemoError || err instanceof AgentExitedError) throw err;
     throw new DemoError(
       `no handshake from the agent within ${HANDSHAKE_TIMEOUT_MS / 1000} s (${err.message})`,
     );
