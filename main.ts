@@ -12,8 +12,6 @@
 import { runAgent } from "./lib/agent.ts";
 import { ConfigError, loadConfig } from "./lib/config.ts";
 import { printStatus } from "./lib/status.ts";
-import { buildReport } from "./lib/report.ts";
-import { configureMain, reconfigureMain } from "./lib/configure/mod.ts";
 import { VERSION } from "./lib/version.ts";
 
 const USAGE = `Usage: dcm-agent [run] [-c FILE]
@@ -33,8 +31,13 @@ manager speaking agent protocol 104) and executes its commands.
 /** Runs the CLI; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const sub = args[0];
-  if (sub === "configure") return await configureMain(args.slice(1));
-  if (sub === "reconfigure") return await reconfigureMain(args.slice(1));
+  // Loaded on demand: `run` should not pay for parsing the installer.
+  if (sub === "configure") {
+    return await (await import("./lib/configure/mod.ts")).configureMain(args.slice(1));
+  }
+  if (sub === "reconfigure") {
+    return await (await import("./lib/configure/mod.ts")).reconfigureMain(args.slice(1));
+  }
   let configFile: string | undefined;
   const words: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -66,6 +69,7 @@ export async function main(args: string[]): Promise<number> {
     try {
       const config = loadConfig({ file: configFile });
       if (words.includes("--report")) {
+        const { buildReport } = await import("./lib/report.ts");
         const file = await buildReport(config);
         console.log(
           `**********************************************\nThe report is in ${file}\n**********************************************`,
