@@ -4,17 +4,16 @@
  * reply, deliver later frames in order, detect dead connections with pings,
  * and reconnect for ever with backoff.
  *
- * Uses npm `ws` because Deno's built-in WebSocket has no ping, no connect
- * timeout and hangs on close while the peer is silent.
+ * Uses the small client in ws_client.ts: Deno's built-in WebSocket has no
+ * ping, no connect timeout and hangs on close while the peer is silent, and
+ * npm `ws` costs ~14 MB of resident memory.
  */
-import { Buffer } from "node:buffer";
-import { readFileSync } from "node:fs";
 import { getLogger } from "@logtape/logtape";
-import WebSocket, { type ClientOptions } from "ws";
 import { Backoff } from "./backoff.ts";
 import type { AgentConfig } from "./config_schema.ts";
 import { parseHandshakeReply } from "./protocol.ts";
 import { redactSecrets } from "./redact.ts";
+import { connectWebSocket, type WsClient, type WsClientOptions, WsError } from "./ws_client.ts";
 
 const log = getLogger(["dcm", "agent", "connection"]);
 const wire = getLogger(["DCM_AGENT_WIRE"]);
@@ -51,9 +50,14 @@ export interface ConnectionOptions {
 
 /** One connection attempt and, once accepted, its session. */
 interface Attempt {
-  ws: WebSocket;
   url: string;
   ended: boolean;
+  /** Abandons the connect and upgrade. */
+  abort: AbortController;
+  /** The websocket once the upgrade succeeded. */
+  ws: WsClient | null;
+  /** Settles once the connect has failed, or the websocket has closed. */
+  done: Promise<void>;
   handshakeTimer?: ReturnType<typeof setTimeout>;
   heartbeatTimer?: ReturnType<typeof setInterval>;
   /** A pong or frame arrived since the last ping. */
@@ -73,11 +77,8 @@ export class Connection {
   /** Bumped to abandon an attempt whose handshake is still being built. */
   #generation = 0;
   #reconnectTimer?: ReturnType<typeof setTimeout>;
-  /**
-   * The manager did not echo the subprotocol. The original agent accepted
-   * that, but `ws` refuses it, so the header is then sent by hand.
-   */
-  #lenientSubprotocol = false;
+  /** The warning about an unconfirmed subprotocol was logged for the current URL. */
+  #warnedSubprotocol = false;
 
   constructor(options: ConnectionOptions) {
     this.#options = options;
@@ -107,12 +108,12 @@ export class Connection {
 
   /** Sends a frame if OPEN; returns false otherwise (the caller keeps it). */
   send(frame: Record<string, unknown>): boolean {
-    const attempt = this.#attempt;
-    if (this.#state !== "OPEN" || !attempt) return false;
+    const ws = this.#attempt?.ws;
+    if (this.#state !== "OPEN" || !ws) return false;
     const text = JSON.stringify(frame);
     wireDebug(() => `OUTGOING ${renderFrame(frame)}`);
     try {
-      attempt.ws.send(text);
+      ws.send(text);
       return true;
     } catch (err) {
       log.warn("cannot send a frame to the manager: {error}", { error: (err as Error).message });
@@ -136,7 +137,7 @@ export class Connection {
         url: after.agentmanager_url,
       });
       this.#abandon("the manager URL or TLS settings changed");
-      this.#lenientSubprotocol = false;
+      this.#warnedSubprotocol = false;
       // A new target owes nothing to the old one's failures.
       this.#backoff.activity();
       this.#schedule();
@@ -150,7 +151,7 @@ export class Connection {
     if (this.#state === "DONE") return;
     const attempt = this.#abandon("the agent is shutting down");
     this.#state = "DONE";
-    if (attempt) await closed(attempt.ws);
+    await attempt?.done;
   }
 
   /** Ends the current attempt without backoff or reconnect; returns it. */
@@ -165,7 +166,7 @@ export class Connection {
     if (!attempt) return null;
     attempt.ended = true;
     clearAttemptTimers(attempt);
-    closeSocket(attempt.ws);
+    closeSocket(attempt);
     if (wasOpen) this.#notifyDisconnect(reason);
     return attempt;
   }
@@ -195,40 +196,62 @@ export class Connection {
     // Read after the await: a reload may have changed the timings meanwhile.
     const conn = this.#config.connection;
     const url = conn.agentmanager_url ?? "";
-    let ws: WebSocket;
+    let tls: Partial<WsClientOptions>;
     try {
-      const lenient = this.#lenientSubprotocol;
-      ws = new WebSocket(url, lenient ? [] : [SUBPROTOCOL], {
-        handshakeTimeout: conn.handshake_timeout * 1000,
-        maxPayload: conn.max_message_size,
-        perMessageDeflate: false,
-        headers: lenient ? { "Sec-WebSocket-Protocol": SUBPROTOCOL } : {},
-        ...tlsOptions(this.#config),
-      });
+      tls = tlsOptions(this.#config);
     } catch (err) {
       this.#retry("CONNECTING", url, (err as Error).message, true);
       return;
     }
-    const attempt: Attempt = { ws, url, ended: false, alive: true, lastBuffered: 0 };
+    const attempt: Attempt = {
+      url,
+      ended: false,
+      abort: new AbortController(),
+      ws: null,
+      done: Promise.resolve(),
+      alive: true,
+      lastBuffered: 0,
+    };
     this.#attempt = attempt;
-    ws.on("open", () => this.#onSocketOpen(attempt, handshake));
-    ws.on("message", (data) => this.#onFrame(attempt, data));
-    ws.on("pong", () => {
-      attempt.alive = true;
-    });
-    ws.on("ping", () => {
-      attempt.alive = true;
-    });
-    ws.on("error", (err) => this.#onSocketError(attempt, err));
-    ws.on("close", (code, reason) => this.#end(attempt, closeText(code, reason.toString()), false));
+    attempt.done = connectWebSocket(url, {
+      ...tls,
+      protocol: SUBPROTOCOL,
+      timeoutMs: conn.handshake_timeout * 1000,
+      maxPayload: conn.max_message_size,
+      closeTimeoutMs: CLOSE_GRACE_MS,
+      signal: attempt.abort.signal,
+      onMessage: (text) => this.#onFrame(attempt, text),
+      onPing: () => {
+        attempt.alive = true;
+      },
+      onPong: () => {
+        attempt.alive = true;
+      },
+      onError: (err) => this.#onSocketError(attempt, err),
+      onClose: (code, reason) => this.#end(attempt, closeText(code, reason), false),
+    }).then((ws) => {
+      attempt.ws = ws;
+      // Abandoned while the upgrade finished: close what just opened.
+      if (attempt.ended) void ws.close(1000);
+      else this.#onSocketOpen(attempt, ws, handshake);
+      return ws.closed;
+    }, (err) => this.#onSocketError(attempt, err));
   }
 
-  #onSocketOpen(attempt: Attempt, handshake: Record<string, unknown>): void {
-    if (attempt.ended) return;
+  #onSocketOpen(attempt: Attempt, ws: WsClient, handshake: Record<string, unknown>): void {
+    // The original agent accepted a manager that confirms no subprotocol.
+    if (ws.protocol !== SUBPROTOCOL && !this.#warnedSubprotocol) {
+      log.warn(
+        "the manager at {url} did not confirm the websocket subprotocol 'dcm'; " +
+          "using the connection anyway, as the original agent did",
+        { url: attempt.url },
+      );
+      this.#warnedSubprotocol = true;
+    }
     this.#state = "HANDSHAKING";
     wireDebug(() => `OUTGOING ${renderFrame(handshake)}`);
     try {
-      attempt.ws.send(JSON.stringify(handshake));
+      ws.send(JSON.stringify(handshake));
     } catch (err) {
       this.#end(attempt, `cannot send the handshake: ${(err as Error).message}`, true);
       return;
@@ -240,28 +263,15 @@ export class Connection {
     this.#startHeartbeat(attempt);
   }
 
-  #onSocketError(attempt: Attempt, err: Error): void {
-    const text = describeError(err, this.#config);
-    if (text === NO_SUBPROTOCOL && !this.#lenientSubprotocol && !attempt.ended) {
-      log.warn(
-        "the manager at {url} did not confirm the websocket subprotocol 'dcm'; " +
-          "connecting again without requiring it, as the original agent did",
-        { url: attempt.url },
-      );
-      this.#lenientSubprotocol = true;
-      this.#end(attempt, text, false);
-      return;
-    }
-    if (text === UNEXPECTED_SUBPROTOCOL) this.#lenientSubprotocol = false;
+  #onSocketError(attempt: Attempt, err: unknown): void {
     // Errors on an open socket are refused frames (too large, invalid): back
     // off so that a manager resending the same frame does not cause a hot loop.
-    this.#end(attempt, text, true);
+    this.#end(attempt, describeError(err, this.#config), true);
   }
 
-  #onFrame(attempt: Attempt, data: WebSocket.RawData): void {
+  #onFrame(attempt: Attempt, text: string): void {
     if (attempt.ended) return;
     attempt.alive = true;
-    const text = decodeFrame(data);
     wireDebug(() => `INCOMING ${renderFrame(text)}`);
     if (this.#state === "HANDSHAKING") {
       this.#onHandshakeReply(attempt, text);
@@ -359,24 +369,26 @@ export class Connection {
   #startHeartbeat(attempt: Attempt): void {
     clearInterval(attempt.heartbeatTimer);
     const seconds = this.#config.connection.heartbeat_frequency;
+    const ws = attempt.ws;
+    if (!ws) return;
     attempt.alive = true;
-    attempt.lastBuffered = attempt.ws.bufferedAmount;
+    attempt.lastBuffered = ws.bufferedAmount;
     attempt.heartbeatTimer = setInterval(() => {
-      const buffered = attempt.ws.bufferedAmount;
+      const buffered = ws.bufferedAmount;
       // A send buffer that shrinks shows the peer is still reading.
       const draining = buffered < attempt.lastBuffered;
       if (!attempt.alive && !draining) {
         const why = buffered > 0
           ? `its send buffer stopped draining (${buffered} bytes waiting)`
           : `no answer to a ping within ${seconds} s`;
-        attempt.ws.terminate();
+        ws.terminate();
         this.#end(attempt, `the connection is dead: ${why}`, false);
         return;
       }
       attempt.lastBuffered = buffered;
       attempt.alive = false;
       try {
-        attempt.ws.ping();
+        ws.ping();
       } catch { /* the socket is closing; its close event ends the attempt */ }
     }, seconds * 1000);
   }
@@ -390,18 +402,13 @@ export class Connection {
     if (attempt.ended) return;
     attempt.ended = true;
     clearAttemptTimers(attempt);
-    closeSocket(attempt.ws);
+    closeSocket(attempt);
     if (this.#attempt !== attempt) return;
     this.#attempt = null;
     const phase = this.#state;
     if (phase === "OPEN") this.#notifyDisconnect(reason);
     if (this.#state === "DONE") return;
-    this.#retry(
-      phase,
-      attempt.url,
-      reason,
-      (phase !== "OPEN" || failed) && reason !== NO_SUBPROTOCOL,
-    );
+    this.#retry(phase, attempt.url, reason, phase !== "OPEN" || failed);
   }
 
   /** Logs why the attempt in `phase` ended and schedules the next one. */
@@ -434,18 +441,17 @@ export class Connection {
   }
 }
 
-const NO_SUBPROTOCOL = "the manager did not confirm the websocket subprotocol 'dcm'";
-const UNEXPECTED_SUBPROTOCOL =
-  "the manager confirmed a websocket subprotocol that was not asked for";
-
-/** ws client options for wss: CA file, unknown certificates, host-name check. */
-function tlsOptions(config: AgentConfig): ClientOptions {
+/** Client TLS options for wss: CA file, unknown certificates, host-name check. */
+function tlsOptions(config: AgentConfig): Partial<WsClientOptions> {
   const conn = config.connection;
-  const options: ClientOptions = {};
-  if (conn.allow_unknown_certs) options.rejectUnauthorized = false;
+  const options: Partial<WsClientOptions> = {
+    allowUnknownCerts: conn.allow_unknown_certs,
+    // The chain is still verified; only the name comparison is skipped.
+    checkHostname: conn.check_hostname,
+  };
   if (conn.ca_cert) {
     try {
-      options.ca = readFileSync(conn.ca_cert);
+      options.caCerts = [Deno.readTextFileSync(conn.ca_cert)];
     } catch (err) {
       throw new Error(
         `cannot read [connection] ca_cert ${conn.ca_cert}: ${
@@ -453,12 +459,6 @@ function tlsOptions(config: AgentConfig): ClientOptions {
         }; fix the path in agent.conf`,
       );
     }
-  }
-  // The chain is still verified; only the name comparison is skipped.
-  // Node's TLS treats any returned value as an error; @types/ws declares boolean.
-  if (!conn.check_hostname) {
-    options.checkServerIdentity = (() =>
-      undefined) as unknown as ClientOptions["checkServerIdentity"];
   }
   return options;
 }
@@ -470,27 +470,10 @@ function clearAttemptTimers(attempt: Attempt): void {
   attempt.heartbeatTimer = undefined;
 }
 
-/** Closes politely when possible, tearing the socket down if that takes too long. */
-function closeSocket(ws: WebSocket): void {
-  if (ws.readyState === WebSocket.CLOSED) return;
-  if (ws.readyState === WebSocket.CONNECTING) {
-    ws.terminate();
-    return;
-  }
-  if (ws.readyState === WebSocket.OPEN) ws.close(1000);
-  const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
-  ws.once("close", () => clearTimeout(timer));
-}
-
-/** Resolves when a socket that closeSocket() was called on has closed. */
-function closed(ws: WebSocket): Promise<void> {
-  if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
-  return new Promise((resolve) => ws.once("close", () => resolve()));
-}
-
-function decodeFrame(data: WebSocket.RawData): string {
-  const bytes = Array.isArray(data) ? Buffer.concat(data) : data;
-  return new TextDecoder().decode(bytes);
+/** Abandons a connect in progress, or closes an open socket (torn down after CLOSE_GRACE_MS). */
+function closeSocket(attempt: Attempt): void {
+  attempt.abort.abort();
+  if (attempt.ws?.readyState === "open") void attempt.ws.close(1000);
 }
 
 /**
@@ -534,49 +517,24 @@ function closeText(code: number, reason: string): string {
   return `the connection was closed with code ${code}${reason ? ` (${reason})` : ""}`;
 }
 
-/** Translates socket, TLS and ws errors into plain words with a hint. */
-function describeError(err: Error, config: AgentConfig): string {
-  const code = (err as { code?: string }).code ?? "";
+/** Words for a websocket failure, with a hint where agent.conf can fix it. */
+function describeError(err: unknown, config: AgentConfig): string {
+  if (!(err instanceof WsError)) return (err as Error).message;
   const conn = config.connection;
-  switch (code) {
-    case "ECONNREFUSED":
-      return "connection refused";
-    case "ENOTFOUND":
-    case "EAI_AGAIN":
-      return "the host name could not be resolved";
-    case "ETIMEDOUT":
-      return "the connection timed out";
-    case "ECONNRESET":
-      return "the connection was reset";
-    case "EHOSTUNREACH":
-    case "ENETUNREACH":
-      return "no route to the host";
-    case "UNABLE_TO_VERIFY_LEAF_SIGNATURE":
-    case "UNABLE_TO_GET_ISSUER_CERT":
-    case "UNABLE_TO_GET_ISSUER_CERT_LOCALLY":
-    case "SELF_SIGNED_CERT_IN_CHAIN":
-    case "DEPTH_ZERO_SELF_SIGNED_CERT":
-    case "CERT_UNTRUSTED":
-      return `the manager's TLS certificate is not trusted (${err.message}); ` +
+  switch (err.kind) {
+    case "tls_untrusted":
+      return `${err.message}; ` +
         (conn.ca_cert
           ? `check that ${conn.ca_cert} holds the CA that signed it`
           : "set [connection] ca_cert to the CA file that signed it");
-    case "ERR_TLS_CERT_ALTNAME_INVALID":
-      return `the manager's TLS certificate does not match its host name (${err.message}); ` +
-        "fix the certificate or set [connection] check_hostname=False";
-    case "CERT_HAS_EXPIRED":
-    case "CERT_NOT_YET_VALID":
-      return `the manager's TLS certificate is not valid now (${err.message})`;
-    case "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH":
+    case "tls_name":
+      return `${err.message}; fix the certificate or set [connection] check_hostname=False`;
+    case "http_status":
+      return `${err.message}; check [connection] agentmanager_url`;
+    case "url":
+      return `${err.message}; fix [connection] agentmanager_url`;
+    case "too_large":
       return `the manager sent a frame larger than [connection] max_message_size (${conn.max_message_size} bytes); it was refused`;
   }
-  const message = err.message;
-  if (message === "Opening handshake has timed out") {
-    return `no websocket connection within ${conn.handshake_timeout} s`;
-  }
-  if (message === "Server sent no subprotocol") return NO_SUBPROTOCOL;
-  if (message === "Server sent a subprotocol but none was requested") return UNEXPECTED_SUBPROTOCOL;
-  const status = /^Unexpected server response: (\d+)/.exec(message)?.[1];
-  if (status) return `the server answered the websocket upgrade with HTTP ${status}; check the URL`;
-  return message;
+  return err.message;
 }

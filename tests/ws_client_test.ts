@@ -1,0 +1,905 @@
+/**
+ * Tests of lib/ws_client.ts against real servers on 127.0.0.1: Deno.serve +
+ * Deno.upgradeWebSocket for well-behaved peers, and raw TCP servers for
+ * handshake and framing faults.
+ */
+import assert from "node:assert/strict";
+import {
+  connectWebSocket,
+  type WsClient,
+  type WsClientOptions,
+  WsError,
+} from "../lib/ws_client.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+// ---------------------------------------------------------------- client side
+
+/** Everything the handlers saw. */
+interface Events {
+  messages: string[];
+  pings: Uint8Array[];
+  pongs: Uint8Array[];
+  errors: WsError[];
+  close: { code: number; reason: string } | null;
+}
+
+async function connect(
+  url: string,
+  options: Partial<WsClientOptions> = {},
+): Promise<{ client: WsClient; events: Events }> {
+  const events: Events = { messages: [], pings: [], pongs: [], errors: [], close: null };
+  const client = await connectWebSocket(url, {
+    protocol: "dcm",
+    timeoutMs: 2000,
+    maxPayload: 16 << 20,
+    onMessage: (text) => void events.messages.push(text),
+    onPing: (data) => void events.pings.push(data),
+    onPong: (data) => void events.pongs.push(data),
+    onError: (error) => void events.errors.push(error),
+    onClose: (code, reason) => events.close = { code, reason },
+    ...options,
+  });
+  return { client, events };
+}
+
+/** The WsError a connect attempt rejects with. */
+async function connectError(url: string, options: Partial<WsClientOptions> = {}): Promise<WsError> {
+  try {
+    const { client } = await connect(url, options);
+    client.terminate();
+    await client.closed;
+  } catch (err) {
+    assert.ok(err instanceof WsError, `not a WsError: ${err}`);
+    return err;
+  }
+  throw new Error("the connection was expected to fail");
+}
+
+// ---------------------------------------------------------------- Deno server
+
+/** One connection as the Deno.serve websocket server sees it. */
+interface ServerSocket {
+  socket: WebSocket;
+  headers: Headers;
+  messages: string[];
+  closed: Promise<{ code: number; reason: string }>;
+}
+
+interface EchoServer {
+  url: string;
+  sockets: ServerSocket[];
+  close(): Promise<void>;
+}
+
+/** A websocket server that echoes text messages (Deno answers pings itself). */
+function startEchoServer(
+  options: { tls?: { cert: string; key: string }; status?: number; protocol?: string } = {},
+): EchoServer {
+  const sockets: ServerSocket[] = [];
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+    ...(options.tls ?? {}),
+  }, (req) => {
+    if (options.status) return new Response("refused", { status: options.status });
+    const headers = new Headers(req.headers);
+    const { socket, response } = Deno.upgradeWebSocket(req, {
+      protocol: options.protocol ?? "dcm",
+    });
+    const messages: string[] = [];
+    let resolveClosed: (value: { code: number; reason: string }) => void = () => {};
+    sockets.push({
+      socket,
+      headers,
+      messages,
+      closed: new Promise((resolve) => resolveClosed = resolve),
+    });
+    socket.onmessage = (e) => {
+      messages.push(String(e.data));
+      socket.send(e.data);
+    };
+    socket.onclose = (e) => resolveClosed({ code: e.code, reason: e.reason });
+    socket.onerror = () => {};
+    return response;
+  });
+  return {
+    url: `${options.tls ? "wss" : "ws"}://127.0.0.1:${server.addr.port}/agentManager`,
+    sockets,
+    async close() {
+      for (const s of sockets) {
+        if (s.socket.readyState <= WebSocket.OPEN) s.socket.close();
+      }
+      await Promise.all(sockets.map((s) => withTimeout(s.closed, 2000)));
+      await server.shutdown();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- raw server
+
+/** A frame from the client, unmasked. */
+interface ClientFrame {
+  fin: boolean;
+  opcode: number;
+  masked: boolean;
+  payload: Uint8Array;
+}
+
+/** The server end of one raw connection after the upgrade. */
+interface RawPeer {
+  /** The client's request head. */
+  request: string;
+  write(bytes: Uint8Array): Promise<void>;
+  /** The next client frame, or null once the client has closed. */
+  frame(): Promise<ClientFrame | null>;
+}
+
+interface RawServer {
+  url: string;
+  /** Settles when the handler has finished (rejects with its error). */
+  done: Promise<void>;
+  close(): void;
+}
+
+interface RawServerOptions {
+  /** The upgrade response for a Sec-WebSocket-Accept value; the default is a 101 confirming dcm. */
+  response?: (accept: string) => string;
+  /** Frame bytes sent in the same write as the 101 response. */
+  withResponse?: Uint8Array;
+  /** Serve wss:// with this certificate. */
+  tls?: { cert: string; key: string };
+}
+
+/** A hand-written websocket server for one connection: `handler` runs after the 101 response. */
+function startRawServer(
+  handler: (peer: RawPeer) => Promise<unknown>,
+  options: RawServerOptions = {},
+): RawServer {
+  const address = { hostname: "127.0.0.1", port: 0 };
+  const listener = options.tls
+    ? Deno.listenTls({ ...address, ...options.tls })
+    : Deno.listen(address);
+  let conn: Deno.Conn | undefined;
+  const done = (async () => {
+    conn = await listener.accept();
+    listener.close();
+    const reader = new ByteReader(conn);
+    const request = await reader.head();
+    const key = /^sec-websocket-key:\s*(\S+)/im.exec(request)?.[1] ?? "";
+    const response = (options.response ?? ok101)(await acceptFor(key));
+    const head = encoder.encode(response);
+    const extra = options.withResponse ?? new Uint8Array(0);
+    const first = new Uint8Array(head.length + extra.length);
+    first.set(head);
+    first.set(extra, head.length);
+    await writeAll(conn, first);
+    const c = conn;
+    await handler({ request, write: (b) => writeAll(c, b), frame: () => reader.frame() });
+  })().finally(() => {
+    try {
+      conn?.close();
+    } catch { /* closed already */ }
+  });
+  return {
+    url: `${options.tls ? "wss" : "ws"}://127.0.0.1:${listener.addr.port}/agentManager?x=1`,
+    done,
+    close() {
+      try {
+        listener.close();
+      } catch { /* closed after the first connection */ }
+      try {
+        conn?.close();
+      } catch { /* closed already */ }
+    },
+  };
+}
+
+function ok101(accept: string): string {
+  return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+    `Sec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: dcm\r\n\r\n`;
+}
+
+async function acceptFor(key: string): Promise<string> {
+  const digest = await crypto.subtle.digest(
+    "SHA-1",
+    encoder.encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
+  );
+  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
+}
+
+/** Buffered reads of a request head and of client frames. */
+class ByteReader {
+  #conn: Deno.Conn;
+  #data = new Uint8Array(0);
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  async head(): Promise<string> {
+    for (;;) {
+      const text = decoder.decode(this.#data);
+      const end = text.indexOf("\r\n\r\n");
+      if (end >= 0) {
+        this.#data = this.#data.slice(encoder.encode(text.slice(0, end + 4)).length);
+        return text.slice(0, end);
+      }
+      if (!await this.#fill()) throw new Error("the client closed before sending its request");
+    }
+  }
+
+  async frame(): Promise<ClientFrame | null> {
+    if (!await this.#need(2)) return null;
+    const b0 = this.#data[0];
+    const b1 = this.#data[1];
+    let length = b1 & 0x7f;
+    let at = 2;
+    if (length === 126) {
+      if (!await this.#need(4)) return null;
+      length = (this.#data[2] << 8) | this.#data[3];
+      at = 4;
+    } else if (length === 127) {
+      if (!await this.#need(10)) return null;
+      length = new DataView(this.#data.buffer, this.#data.byteOffset).getUint32(6);
+      at = 10;
+    }
+    const masked = (b1 & 0x80) !== 0;
+    const total = at + (masked ? 4 : 0) + length;
+    if (!await this.#need(total)) return null;
+    const mask = this.#data.subarray(at, at + 4);
+    const start = at + (masked ? 4 : 0);
+    const payload = this.#data.slice(start, start + length);
+    if (masked) { for (let i = 0; i < payload.length; i++) payload[i] ^= mask[i & 3]; }
+    this.#data = this.#data.slice(total);
+    return { fin: (b0 & 0x80) !== 0, opcode: b0 & 0x0f, masked, payload };
+  }
+
+  async #need(n: number): Promise<boolean> {
+    while (this.#data.length < n) {
+      if (!await this.#fill()) return false;
+    }
+    return true;
+  }
+
+  async #fill(): Promise<boolean> {
+    const chunk = new Uint8Array(65536);
+    let n: number | null;
+    try {
+      n = await this.#conn.read(chunk);
+    } catch {
+      return false;
+    }
+    if (n === null) return false;
+    const data = new Uint8Array(this.#data.length + n);
+    data.set(this.#data);
+    data.set(chunk.subarray(0, n), this.#data.length);
+    this.#data = data;
+    return true;
+  }
+}
+
+/** An unmasked server frame; `announce` claims a payload length without sending it. */
+function serverFrame(
+  opcode: number,
+  payload: Uint8Array | string = new Uint8Array(0),
+  options: { fin?: boolean; rsv?: number; mask?: boolean; announce?: number } = {},
+): Uint8Array {
+  const body = typeof payload === "string" ? encoder.encode(payload) : payload;
+  const length = options.announce ?? body.length;
+  const extra = length < 126 ? 0 : length < 65536 ? 2 : 8;
+  const maskBytes = options.mask ? 4 : 0;
+  const frame = new Uint8Array(2 + extra + maskBytes + body.length);
+  frame[0] = (options.fin === false ? 0 : 0x80) | (options.rsv ?? 0) | opcode;
+  frame[1] = (options.mask ? 0x80 : 0) | (extra === 0 ? length : extra === 2 ? 126 : 127);
+  const view = new DataView(frame.buffer);
+  if (extra === 2) view.setUint16(2, length);
+  if (extra === 8) {
+    view.setUint32(2, Math.floor(length / 2 ** 32));
+    view.setUint32(6, length >>> 0);
+  }
+  // An all-zero mask leaves the payload as it is.
+  frame.set(body, 2 + extra + maskBytes);
+  return frame;
+}
+
+function closeCode(frame: ClientFrame | null): number | undefined {
+  if (!frame || frame.opcode !== 0x8 || frame.payload.length < 2) return undefined;
+  return (frame.payload[0] << 8) | frame.payload[1];
+}
+
+/** Reads client frames until a close frame; returns its code. */
+async function closeFrom(peer: RawPeer): Promise<number | undefined> {
+  for (;;) {
+    const frame = await peer.frame();
+    if (frame === null || frame.opcode === 0x8) return closeCode(frame);
+  }
+}
+
+// ---------------------------------------------------------------- utilities
+
+async function waitFor<T>(
+  get: () => T | undefined,
+  timeoutMs = 3000,
+  what = "condition",
+): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = get();
+    if (value !== undefined && value !== false && value !== null) return value;
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(5);
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---------------------------------------------------------------- messages
+
+Deno.test("ws_client: echoes text, unicode and a 1 MB message in order", async () => {
+  const server = startEchoServer();
+  const { client, events } = await connect(server.url);
+  assert.equal(client.protocol, "dcm");
+  assert.equal(client.readyState, "open");
+  const unicode = "héllo wörld ✓ 🚀 日本語 \u{1F600}";
+  const large = "abcdefghij€🚀".repeat(80_000); // about 1.2 MB of UTF-8
+  const sent = ["hello", unicode, large, ""];
+  for (const text of sent) client.send(text);
+  await waitFor(() => events.messages.length === sent.length);
+  // Compared one by one: a failed deepEqual would print megabytes.
+  for (const [i, text] of sent.entries()) {
+    assert.ok(
+      events.messages[i] === text,
+      `message ${i} differs (${events.messages[i].length} chars)`,
+    );
+  }
+  await waitFor(() => client.bufferedAmount === 0);
+  await client.close();
+  assert.deepEqual(events.close, { code: 1000, reason: "" });
+  assert.deepEqual(events.errors, []);
+  await server.close();
+});
+
+Deno.test("ws_client: the upgrade request carries exactly the RFC 6455 headers", async () => {
+  let request = "";
+  const server = startRawServer(async (peer) => {
+    request = peer.request;
+    await closeFrom(peer);
+  });
+  const { client } = await connect(server.url);
+  await client.close();
+  await server.done;
+  const [line, ...rest] = request.split("\r\n");
+  assert.equal(line, "GET /agentManager?x=1 HTTP/1.1");
+  const headers = new Map(rest.map((l) => {
+    const i = l.indexOf(":");
+    return [l.slice(0, i).toLowerCase(), l.slice(i + 1).trim()];
+  }));
+  assert.deepEqual([...headers.keys()].sort(), [
+    "connection",
+    "host",
+    "sec-websocket-key",
+    "sec-websocket-protocol",
+    "sec-websocket-version",
+    "upgrade",
+  ]);
+  assert.equal(headers.get("host"), new URL(server.url).host);
+  assert.equal(headers.get("upgrade"), "websocket");
+  assert.equal(headers.get("connection"), "Upgrade");
+  assert.equal(headers.get("sec-websocket-version"), "13");
+  assert.equal(headers.get("sec-websocket-protocol"), "dcm");
+  assert.equal(atob(headers.get("sec-websocket-key")!).length, 16);
+});
+
+Deno.test("ws_client: frames that arrive with the 101 response are delivered after connect resolves", async () => {
+  const server = startRawServer(closeFrom, {
+    withResponse: new Uint8Array([
+      ...serverFrame(0x1, "first"),
+      ...serverFrame(0x1, "second"),
+    ]),
+  });
+  const { client, events } = await connect(server.url);
+  // Nothing may be delivered before the caller holds the client.
+  assert.deepEqual(events.messages, []);
+  await waitFor(() => events.messages.length === 2);
+  assert.deepEqual(events.messages, ["first", "second"]);
+  await client.close();
+  await server.done;
+});
+
+Deno.test("ws_client: client frames are masked with a fresh key each", async () => {
+  const frames: ClientFrame[] = [];
+  const server = startRawServer(async (peer) => {
+    for (let i = 0; i < 2; i++) frames.push((await peer.frame())!);
+    await closeFrom(peer);
+  });
+  const { client } = await connect(server.url);
+  client.send("same text, long enough to show the mask");
+  client.send("same text, long enough to show the mask");
+  await waitFor(() => frames.length === 2);
+  assert.ok(frames.every((f) => f.masked && f.fin && f.opcode === 0x1));
+  assert.equal(decoder.decode(frames[0].payload), "same text, long enough to show the mask");
+  await client.close();
+  await server.done;
+});
+
+Deno.test("ws_client: fragmented messages are reassembled, with a ping between fragments", async () => {
+  let pong: ClientFrame | null = null;
+  const euro = encoder.encode("€"); // three bytes, split across two fragments
+  const server = startRawServer(async (peer) => {
+    await peer.write(serverFrame(0x1, "Hel", { fin: false }));
+    await peer.write(serverFrame(0x9, "mid"));
+    await peer.write(serverFrame(0x0, "lo ", { fin: false }));
+    await peer.write(serverFrame(0x0, euro.subarray(0, 1), { fin: false }));
+    await peer.write(serverFrame(0x0, new Uint8Array([...euro.subarray(1), 0x21])));
+    await peer.write(serverFrame(0x2, "binary read as text"));
+    pong = await peer.frame();
+    await closeFrom(peer);
+  });
+  const { client, events } = await connect(server.url);
+  await waitFor(() => events.messages.length === 2);
+  assert.deepEqual(events.messages, ["Hello €!", "binary read as text"]);
+  assert.deepEqual(events.pings.map((p) => decoder.decode(p)), ["mid"]);
+  await waitFor(() => pong);
+  assert.equal(pong!.opcode, 0xa);
+  assert.equal(decoder.decode(pong!.payload), "mid");
+  await client.close();
+  await server.done;
+});
+
+// ---------------------------------------------------------------- ping, close, terminate
+
+Deno.test("ws_client: a ping is answered with a pong carrying its data", async () => {
+  const server = startEchoServer();
+  const { client, events } = await connect(server.url);
+  client.ping(encoder.encode("beat-1"));
+  client.ping();
+  await waitFor(() => events.pongs.length === 2);
+  assert.deepEqual(events.pongs.map((p) => decoder.decode(p)), ["beat-1", ""]);
+  assert.throws(() => client.ping(new Uint8Array(126)), RangeError);
+  await client.close();
+  await server.close();
+});
+
+Deno.test("ws_client: close() completes the close handshake", async () => {
+  const server = startEchoServer();
+  const { client, events } = await connect(server.url);
+  const start = performance.now();
+  await client.close(4000, "bye");
+  assert.ok(performance.now() - start < 500, "the close waited for the timeout");
+  assert.equal(client.readyState, "closed");
+  assert.equal(events.close?.code, 4000);
+  assert.deepEqual(await server.sockets[0].closed, { code: 4000, reason: "bye" });
+  assert.throws(
+    () => client.send("late"),
+    (e: unknown) => e instanceof WsError && e.kind === "closed",
+  );
+  assert.throws(() => client.close(1006), RangeError);
+  await server.close();
+});
+
+Deno.test("ws_client: a close from the server is echoed and reported", async () => {
+  const server = startEchoServer();
+  const { client, events } = await connect(server.url);
+  server.sockets[0].socket.close(4001, "go away");
+  await client.closed;
+  assert.deepEqual(events.close, { code: 4001, reason: "go away" });
+  assert.equal((await server.sockets[0].closed).code, 4001);
+  assert.deepEqual(events.errors, []);
+  await server.close();
+});
+
+Deno.test("ws_client: close() gives up after closeTimeoutMs when the server does not answer", async () => {
+  const server = startRawServer(async (peer) => {
+    await peer.frame(); // the close frame, never answered
+    await delay(1000);
+  });
+  const { client, events } = await connect(server.url, { closeTimeoutMs: 200 });
+  const start = performance.now();
+  await client.close();
+  const took = performance.now() - start;
+  assert.ok(took >= 190 && took < 800, `closed after ${took} ms`);
+  assert.equal(events.close?.code, 1006);
+  await server.done;
+});
+
+Deno.test("ws_client: terminate() drops the connection at once", async () => {
+  const server = startEchoServer();
+  const { client, events } = await connect(server.url);
+  client.send("x".repeat(1 << 20));
+  client.terminate();
+  assert.equal(client.readyState, "closed");
+  await client.closed;
+  assert.deepEqual(events.close, { code: 1006, reason: "" });
+  assert.equal(typeof (await withTimeout(server.sockets[0].closed, 2000))?.code, "number");
+  await server.close();
+});
+
+Deno.test("ws_client: bufferedAmount counts bytes not yet written to a peer that stopped reading", async () => {
+  const server = startRawServer(() => delay(1500));
+  const { client, events } = await connect(server.url);
+  const chunk = "y".repeat(4 << 20);
+  for (let i = 0; i < 8; i++) client.send(chunk);
+  await delay(200);
+  const stuck = client.bufferedAmount;
+  assert.ok(stuck > 4 << 20, `only ${stuck} bytes queued`);
+  await delay(200);
+  assert.equal(client.bufferedAmount, stuck);
+  client.terminate();
+  await client.closed;
+  assert.equal(events.close?.code, 1006);
+  server.close();
+  await server.done.catch(() => {});
+});
+
+Deno.test("ws_client: a peer that drops the connection while the client writes ends it", async () => {
+  const server = startRawServer(() => delay(50)); // closes with unread data: a reset
+  const { client, events } = await connect(server.url);
+  for (let i = 0; i < 8; i++) client.send("z".repeat(4 << 20));
+  await client.closed;
+  assert.equal(events.close?.code, 1006);
+  // Deno reads a reset as the end of the stream, so the reader usually notices
+  // first and reports no error; a failed write reports one.
+  for (const error of events.errors) assert.ok(["reset", "network"].includes(error.kind));
+  await server.done;
+});
+
+// ---------------------------------------------------------------- limits and protocol errors
+
+Deno.test("ws_client: a message above maxPayload is refused with 1009 before its payload arrives", async () => {
+  let code: number | undefined;
+  const server = startRawServer(async (peer) => {
+    // Announces 1 GiB and sends none of it: only the header can be judged.
+    await peer.write(serverFrame(0x1, "", { announce: 2 ** 30 }));
+    code = await closeFrom(peer);
+  });
+  const { client, events } = await connect(server.url, { maxPayload: 1 << 20 });
+  await client.closed;
+  await server.done;
+  assert.equal(code, 1009);
+  assert.equal(events.errors[0]?.kind, "too_large");
+  assert.match(events.errors[0].message, /at least 1073741824 bytes; the limit is 1048576/);
+  assert.equal(events.close?.code, 1009);
+});
+
+Deno.test("ws_client: fragments adding up to more than maxPayload are refused without buffering the rest", async () => {
+  let code: number | undefined;
+  let sent = 0;
+  const server = startRawServer(async (peer) => {
+    const fragment = serverFrame(0x0, new Uint8Array(64 * 1024), { fin: false });
+    await peer.write(serverFrame(0x1, new Uint8Array(64 * 1024).fill(0x61), { fin: false }));
+    // A hostile stream: 256 MiB of fragments, far past the limit, as fast as possible.
+    const reading = closeFrom(peer).then((c) => code = c);
+    try {
+      for (sent = 0; sent < 4096 && code === undefined; sent++) await peer.write(fragment);
+    } catch { /* the client has gone */ }
+    await reading;
+  });
+  const before = Deno.memoryUsage().rss;
+  const { client, events } = await connect(server.url, {
+    maxPayload: 1 << 20,
+    closeTimeoutMs: 300,
+  });
+  await client.closed;
+  await server.done;
+  const grew = Deno.memoryUsage().rss - before;
+  assert.equal(code, 1009);
+  assert.equal(events.errors[0]?.kind, "too_large");
+  assert.deepEqual(events.messages, []);
+  assert.ok(grew < 48 << 20, `RSS grew by ${grew >> 20} MiB while ${sent} fragments streamed`);
+});
+
+/** Sends `bytes` after the upgrade; returns the close code the client answered with and its error. */
+async function protocolFault(bytes: Uint8Array): Promise<{ code?: number; error?: WsError }> {
+  let code: number | undefined;
+  const server = startRawServer(async (peer) => {
+    await peer.write(bytes);
+    code = await closeFrom(peer);
+  });
+  const { client, events } = await connect(server.url, { closeTimeoutMs: 500 });
+  await client.closed;
+  await server.done;
+  assert.deepEqual(events.messages, []);
+  assert.equal(events.errors.length, 1);
+  return { code, error: events.errors[0] };
+}
+
+Deno.test("ws_client: framing violations close with 1002", async (t) => {
+  const cases: [string, Uint8Array][] = [
+    ["a masked server frame", serverFrame(0x1, "hi", { mask: true })],
+    ["an unknown data opcode", serverFrame(0x3, "hi")],
+    ["an unknown control opcode", serverFrame(0xb, "")],
+    ["a reserved bit", serverFrame(0x1, "hi", { rsv: 0x40 })],
+    ["a control frame over 125 bytes", serverFrame(0x9, new Uint8Array(126))],
+    ["a fragmented control frame", serverFrame(0x9, "a", { fin: false })],
+    ["a continuation with no message", serverFrame(0x0, "hi")],
+    [
+      "a new message inside a fragmented one",
+      new Uint8Array([...serverFrame(0x1, "a", { fin: false }), ...serverFrame(0x1, "b")]),
+    ],
+    ["a close frame with a 1-byte payload", serverFrame(0x8, new Uint8Array([3]))],
+    ["an invalid close code", serverFrame(0x8, new Uint8Array([0x03, 0xed]))], // 1005
+  ];
+  for (const [name, bytes] of cases) {
+    await t.step(name, async () => {
+      const { code, error } = await protocolFault(bytes);
+      assert.equal(code, 1002);
+      assert.equal(error?.kind, "protocol");
+    });
+  }
+});
+
+Deno.test("ws_client: invalid UTF-8 closes with 1007", async (t) => {
+  const cases: [string, Uint8Array][] = [
+    ["in a text frame", serverFrame(0x1, new Uint8Array([0x68, 0xff, 0x69]))],
+    [
+      "in a fragmented message",
+      new Uint8Array([
+        ...serverFrame(0x1, new Uint8Array([0xe2, 0x82]), { fin: false }),
+        ...serverFrame(0x0, new Uint8Array([0x41])),
+      ]),
+    ],
+    ["in a close reason", serverFrame(0x8, new Uint8Array([0x03, 0xe8, 0xc3, 0x28]))],
+  ];
+  for (const [name, bytes] of cases) {
+    await t.step(name, async () => {
+      const { code, error } = await protocolFault(bytes);
+      assert.equal(code, 1007);
+      assert.equal(error?.kind, "invalid_utf8");
+    });
+  }
+});
+
+// ---------------------------------------------------------------- refused upgrades
+
+Deno.test("ws_client: a wrong Sec-WebSocket-Accept is refused", async () => {
+  const server = startRawServer(() => Promise.resolve(), {
+    response: () => ok101("dGhlIHNhbXBsZSBub25jZQ=="),
+  });
+  const error = await connectError(server.url);
+  assert.equal(error.kind, "handshake");
+  assert.match(error.message, /Sec-WebSocket-Accept does not match/);
+  await server.done;
+});
+
+Deno.test("ws_client: a status other than 101 is refused with the status", async () => {
+  const server = startEchoServer({ status: 403 });
+  const error = await connectError(server.url);
+  assert.equal(error.kind, "http_status");
+  assert.equal(error.status, 403);
+  assert.match(error.message, /HTTP 403 Forbidden/);
+  await server.close();
+});
+
+Deno.test("ws_client: the subprotocol may be left unconfirmed but not changed", async () => {
+  const none = startRawServer(closeFrom, {
+    response: (accept) =>
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n" +
+      `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
+  });
+  const { client } = await connect(none.url);
+  assert.equal(client.protocol, "");
+  await client.close();
+  await none.done;
+  const other = startRawServer(() => Promise.resolve(), {
+    response: (accept) => ok101(accept).replace("Protocol: dcm", "Protocol: chat"),
+  });
+  const error = await connectError(other.url);
+  assert.equal(error.kind, "subprotocol");
+  assert.match(error.message, /'chat'/);
+  await other.done;
+});
+
+Deno.test("ws_client: a refused connection and a bad URL are reported in plain words", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const refused = await connectError(`ws://127.0.0.1:${port}/`);
+  assert.equal(refused.kind, "refused");
+  assert.equal(refused.message, "connection refused");
+  const url = await connectError("http://127.0.0.1/");
+  assert.equal(url.kind, "url");
+  assert.match(url.message, /must start with ws:\/\/ or wss:\/\//);
+});
+
+/** A TCP server that accepts and never answers. */
+function startSilentServer(): { url: string; closedByClient: Promise<boolean>; close(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let conn: Deno.Conn | undefined;
+  const closedByClient = (async () => {
+    conn = await listener.accept();
+    return await conn.read(new Uint8Array(4096)) !== null &&
+      await conn.read(new Uint8Array(4096)) === null;
+  })();
+  return {
+    url: `ws://127.0.0.1:${listener.addr.port}/`,
+    closedByClient,
+    close() {
+      listener.close();
+      conn?.close();
+    },
+  };
+}
+
+Deno.test("ws_client: the connect and upgrade are bounded by timeoutMs", async () => {
+  const server = startSilentServer();
+  const start = performance.now();
+  const error = await connectError(server.url, { timeoutMs: 300 });
+  const took = performance.now() - start;
+  assert.equal(error.kind, "timeout");
+  assert.equal(error.message, "no websocket connection within 0.3 s");
+  assert.ok(took >= 290 && took < 1000, `gave up after ${took} ms`);
+  assert.equal(await server.closedByClient, true, "the socket was left open");
+  server.close();
+});
+
+Deno.test("ws_client: an aborted signal abandons the connect", async () => {
+  const server = startSilentServer();
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 50);
+  const error = await connectError(server.url, { signal: controller.signal });
+  assert.equal(error.kind, "aborted");
+  assert.equal(await server.closedByClient, true);
+  server.close();
+});
+
+// ---------------------------------------------------------------- TLS
+
+interface Certs {
+  dir: string;
+  ca: string;
+  good: { cert: string; key: string };
+  wrongName: { cert: string; key: string };
+}
+
+let certs: Promise<Certs> | undefined;
+
+/** Makes a CA plus two server certificates (127.0.0.1, and a wrong name) with openssl, once. */
+function makeCerts(): Promise<Certs> {
+  certs ??= (async () => {
+    const dir = await Deno.makeTempDir({ prefix: "dcm-ws-tls-" });
+    const run = async (...args: string[]) => {
+      const out = await new Deno.Command("openssl", {
+        args,
+        cwd: dir,
+        stdout: "null",
+        stderr: "piped",
+      })
+        .output();
+      if (!out.success) throw new Error(`openssl ${args[0]} failed: ${decoder.decode(out.stderr)}`);
+    };
+    await run(
+      ..."req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2".split(" "),
+      ...["-subj", "/CN=dcm ws test CA", "-addext", "basicConstraints=critical,CA:TRUE"],
+      ...["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+    );
+    const names = [["good", "IP:127.0.0.1,DNS:localhost"], ["wrong", "DNS:manager.example.com"]];
+    for (const [name, san] of names) {
+      await run(
+        ..."req -newkey rsa:2048 -nodes".split(" "),
+        ...["-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`],
+      );
+      await Deno.writeTextFile(
+        `${dir}/${name}.ext`,
+        `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
+      );
+      await run(
+        ..."x509 -req -CA ca.pem -CAkey ca.key -CAcreateserial -days 2".split(" "),
+        ...["-in", `${name}.csr`, "-out", `${name}.pem`, "-extfile", `${name}.ext`],
+      );
+    }
+    const read = (f: string) => Deno.readTextFileSync(`${dir}/${f}`);
+    return {
+      dir,
+      ca: read("ca.pem"),
+      good: { cert: read("good.pem"), key: read("good.key") },
+      wrongName: { cert: read("wrong.pem"), key: read("wrong.key") },
+    };
+  })();
+  return certs;
+}
+
+globalThis.addEventListener("unload", () => {
+  void certs?.then((c) => Deno.removeSync(c.dir, { recursive: true }));
+});
+
+/** Connects over wss, echoes one message and closes; returns the connect error if any. */
+async function tryTls(
+  tls: { cert: string; key: string },
+  options: Partial<WsClientOptions>,
+): Promise<WsError | null> {
+  const server = startEchoServer({ tls });
+  try {
+    const { client, events } = await connect(server.url, options);
+    client.send("over tls");
+    client.ping(encoder.encode("p"));
+    await waitFor(() => events.messages.length === 1 && events.pongs.length === 1);
+    assert.deepEqual(events.messages, ["over tls"]);
+    await client.close();
+    assert.equal(events.close?.code, 1000);
+    return null;
+  } catch (err) {
+    if (err instanceof WsError) return err;
+    throw err;
+  } finally {
+    await server.close();
+  }
+}
+
+Deno.test("ws_client: wss works with the CA in caCerts and fails without it", async () => {
+  const c = await makeCerts();
+  assert.equal(await tryTls(c.good, { caCerts: [c.ca] }), null);
+  const untrusted = await tryTls(c.good, {});
+  assert.equal(untrusted?.kind, "tls_untrusted");
+  assert.match(untrusted!.message, /TLS certificate is not trusted/);
+});
+
+Deno.test("ws_client: a host-name mismatch fails unless checkHostname is false", async () => {
+  const c = await makeCerts();
+  const mismatch = await tryTls(c.wrongName, { caCerts: [c.ca] });
+  assert.equal(mismatch?.kind, "tls_name");
+  assert.match(mismatch!.message, /does not match its host name/);
+  assert.equal(await tryTls(c.wrongName, { caCerts: [c.ca], checkHostname: false }), null);
+  // Without the name check the chain is still verified.
+  const untrusted = await tryTls(c.wrongName, { checkHostname: false });
+  assert.equal(untrusted?.kind, "tls_untrusted");
+});
+
+Deno.test("ws_client: allowUnknownCerts accepts a certificate from an unknown CA", async () => {
+  const c = await makeCerts();
+  assert.equal(await tryTls(c.wrongName, { allowUnknownCerts: true }), null);
+  const server = startEchoServer({ tls: c.good });
+  const { client, events } = await connect(server.url, { allowUnknownCerts: true });
+  client.send("then dropped");
+  await waitFor(() => events.messages.length === 1);
+  client.terminate();
+  await client.closed;
+  assert.equal(events.close?.code, 1006);
+  await server.close();
+});
+
+Deno.test("ws_client: allowUnknownCerts still reports a refused connection", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const error = await connectError(`wss://127.0.0.1:${port}/`, { allowUnknownCerts: true });
+  assert.equal(error.kind, "refused");
+});
+
+Deno.test("ws_client: allowUnknownCerts keeps bufferedAmount and terminate() working", async () => {
+  const c = await makeCerts();
+  const server = startRawServer(() => delay(1000), { tls: c.good });
+  const { client, events } = await connect(server.url, { allowUnknownCerts: true });
+  for (let i = 0; i < 8; i++) client.send("w".repeat(4 << 20));
+  await delay(200);
+  const stuck = client.bufferedAmount;
+  assert.ok(stuck > 4 << 20, `only ${stuck} bytes queued`);
+  await delay(200);
+  assert.equal(client.bufferedAmount, stuck);
+  client.terminate();
+  await client.closed;
+  assert.equal(events.close?.code, 1006);
+  server.close();
+  await server.done.catch(() => {});
+});
