@@ -16,6 +16,9 @@ import type { JobDescription } from "./command.ts";
 
 const log = getLogger(["dcm", "agent", "journal"]);
 
+/** Longest wait before a lazy write is committed on its own. */
+const LAZY_COMMIT_MS = 20;
+
 /** Request states, exactly as the original stores them. */
 export type RequestState = "ACKED" | "REPLY" | "REPLY_ACKED" | "REPLY_NACKED" | "NACKED";
 
@@ -85,6 +88,7 @@ export class Journal {
   #inTx = false;
   #waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   #flushScheduled = false;
+  #lazyTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
   private constructor(file: string, db: DatabaseSync) {
@@ -141,8 +145,13 @@ export class Journal {
     return s;
   }
 
-  /** Runs a write inside the open group transaction; resolves when it is committed. */
-  #write(fn: () => void): Promise<void> {
+  /**
+   * Runs a write inside the open group transaction; resolves when it is
+   * committed. A `lazy` write (one whose loss in a crash is harmless) does not
+   * ask for a commit of its own at once: it rides along with the next urgent
+   * commit, or is committed within LAZY_COMMIT_MS.
+   */
+  #write(fn: () => void, lazy = false): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("the journal is closed"));
     if (!this.#inTx) {
       this.#db.exec("BEGIN IMMEDIATE");
@@ -154,7 +163,9 @@ export class Journal {
       return Promise.reject(err);
     }
     const p = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
-    if (!this.#flushScheduled) {
+    if (lazy) {
+      this.#lazyTimer ??= setTimeout(() => this.flush(), LAZY_COMMIT_MS);
+    } else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       // setImmediate runs after the I/O callbacks of this loop turn, so the other
       // frames of the same socket read join this commit (setTimeout(0) costs ~2 ms).
@@ -166,6 +177,8 @@ export class Journal {
   /** Commits the open transaction now and settles its writers. */
   flush(): void {
     this.#flushScheduled = false;
+    clearTimeout(this.#lazyTimer);
+    this.#lazyTimer = undefined;
     if (!this.#inTx) return;
     const waiters = this.#waiters;
     this.#waiters = [];
@@ -248,12 +261,15 @@ export class Journal {
     });
   }
 
-  /** Moves a replied request to REPLY_ACKED or REPLY_NACKED; the stored reply is kept. */
+  /**
+   * Moves a replied request to REPLY_ACKED or REPLY_NACKED; the stored reply is
+   * kept. Lazy: if a crash loses it, the reply is pushed again and re-acknowledged.
+   */
   setReplyState(requestId: string, state: "REPLY_ACKED" | "REPLY_NACKED"): Promise<void> {
     return this.#write(() => {
       this.#stmt("UPDATE requests SET state = ?, last_update_time = ? WHERE request_id = ?")
         .run(state, timestamp(), requestId);
-    });
+    }, true);
   }
 
   /** Reads one request row, or undefined. */

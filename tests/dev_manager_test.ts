@@ -451,7 +451,10 @@ Deno.test("AgentProcess writes agent.conf, captures output, stops gracefully and
   });
   let second: AgentProcess | undefined;
   try {
-    assert.match(first.commandLine, /run -A --v8-flags=\S+ --no-config --cached-only .*fake_agent\.js run -c /);
+    assert.match(
+      first.commandLine,
+      /run -A --v8-flags=\S+ --no-config --cached-only .*fake_agent\.js run -c /,
+    );
     await waitFor(() => first.output().includes("ready"), "the fake agent to start");
     const conf = await Deno.readTextFile(first.confFile);
     assert.equal(first.confFile, `${first.baseDir}/etc/agent.conf`);
