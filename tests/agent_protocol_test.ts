@@ -637,8 +637,16 @@ Deno.test("agent: a queued request that never started runs once after a SIGKILL;
     const running = `${p.agent.baseDir}/running`;
     const queued = `${p.agent.baseDir}/queued`;
     const since = p.manager.frameCount;
-    p.manager.send({ type: "REQUEST", request_id: "q-run", payload: { command: "run_script", arguments: await counting(running, 30) } });
-    p.manager.send({ type: "REQUEST", request_id: "q-wait", payload: { command: "run_script", arguments: await counting(queued) } });
+    p.manager.send({
+      type: "REQUEST",
+      request_id: "q-run",
+      payload: { command: "run_script", arguments: await counting(running, 30) },
+    });
+    p.manager.send({
+      type: "REQUEST",
+      request_id: "q-wait",
+      payload: { command: "run_script", arguments: await counting(queued) },
+    });
     await p.manager.waitForFrame((f) => f.type === "ACK" && f.request_id === "q-wait", { since });
     await until(() => runsIn(running) === 1, 10000, "the first script to start");
     assert.equal(runsIn(queued), 0, "the second request waits for the only worker");
@@ -646,11 +654,25 @@ Deno.test("agent: a queued request that never started runs once after a SIGKILL;
     await p.agent.wait();
     const s2 = p.manager.frameCount;
     await restart(p);
-    const reply = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === "q-wait", { since: s2, timeoutMs: 15000 });
-    assert.equal(payloadOf(reply).return_code, 0, "it ran after the restart, without being asked again");
+    const reply = await p.manager.waitForFrame(
+      (f) => f.type === "REPLY" && f.request_id === "q-wait",
+      { since: s2, timeoutMs: 15000 },
+    );
+    assert.equal(
+      payloadOf(reply).return_code,
+      0,
+      "it ran after the restart, without being asked again",
+    );
     assert.equal(runsIn(queued), 1);
-    p.manager.send({ type: "REQUEST", request_id: "q-run", payload: { command: "run_script", arguments: {} } });
-    const lost = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === "q-run", { since: s2 });
+    p.manager.send({
+      type: "REQUEST",
+      request_id: "q-run",
+      payload: { command: "run_script", arguments: {} },
+    });
+    const lost = await p.manager.waitForFrame(
+      (f) => f.type === "REPLY" && f.request_id === "q-run",
+      { since: s2 },
+    );
     assert.equal(payloadOf(lost).return_code, 1);
     assert.equal(runsIn(running), 1, "the command that had started is never re-run");
   } finally {

@@ -4,6 +4,7 @@
  * peers, oversize frames, TLS and the wire log.
  */
 import assert from "node:assert/strict";
+import { makeCerts } from "./helpers/tls_certs.ts";
 import { createHash } from "node:crypto";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { type AgentConfig, configFromValues } from "../lib/config.ts";
@@ -580,104 +581,6 @@ Deno.test("connection: a refused connection is logged in plain words and retried
 
 // ---------------------------------------------------------------- TLS
 
-interface Certs {
-  dir: string;
-  ca: string;
-  good: { cert: string; key: string };
-  wrongName: { cert: string; key: string };
-}
-
-let certs: Promise<Certs> | undefined;
-
-/** Makes a CA plus two server certificates (127.0.0.1, and a wrong name) with openssl, once. */
-function makeCerts(): Promise<Certs> {
-  certs ??= (async () => {
-    const dir = await Deno.makeTempDir({ prefix: "dcm-tls-" });
-    const run = async (...args: string[]) => {
-      const out = await new Deno.Command("openssl", {
-        args,
-        cwd: dir,
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      if (!out.success) {
-        throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(out.stderr)}`);
-      }
-    };
-    await run(
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.pem",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=dcm test CA",
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign",
-    );
-    for (
-      const [name, san] of [["good", "IP:127.0.0.1,DNS:localhost"], [
-        "wrong",
-        "DNS:manager.example.com",
-      ]]
-    ) {
-      await run(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        `${name}.key`,
-        "-out",
-        `${name}.csr`,
-        "-subj",
-        `/CN=${name}`,
-      );
-      await Deno.writeTextFile(
-        `${dir}/${name}.ext`,
-        `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
-      );
-      await run(
-        "x509",
-        "-req",
-        "-in",
-        `${name}.csr`,
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        `${name}.pem`,
-        "-days",
-        "2",
-        "-extfile",
-        `${name}.ext`,
-      );
-    }
-    const read = (f: string) => Deno.readTextFileSync(`${dir}/${f}`);
-    return {
-      dir,
-      ca: `${dir}/ca.pem`,
-      good: { cert: read("good.pem"), key: read("good.key") },
-      wrongName: { cert: read("wrong.pem"), key: read("wrong.key") },
-    };
-  })();
-  return certs;
-}
-
-globalThis.addEventListener("unload", () => {
-  void certs?.then((c) => Deno.removeSync(c.dir, { recursive: true }));
-});
-
 /** Connects to a TLS manager; returns whether the session opened, and the log lines of the attempt. */
 async function tryTls(
   tls: { cert: string; key: string },
@@ -698,7 +601,7 @@ async function tryTls(
 
 Deno.test("connection: wss succeeds with ca_cert and fails without it", async () => {
   const c = await makeCerts();
-  assert.equal((await tryTls(c.good, { ca_cert: c.ca })).opened, true);
+  assert.equal((await tryTls(c.good, { ca_cert: c.caFile })).opened, true);
   const without = await tryTls(c.good, {});
   assert.equal(without.opened, false);
   assert.match(without.log, /TLS certificate is not trusted.*set \[connection\] ca_cert/);
@@ -711,11 +614,11 @@ Deno.test("connection: allow_unknown_certs accepts a certificate from an unknown
 
 Deno.test("connection: a host-name mismatch fails unless check_hostname=False", async () => {
   const c = await makeCerts();
-  const checked = await tryTls(c.wrongName, { ca_cert: c.ca });
+  const checked = await tryTls(c.wrongName, { ca_cert: c.caFile });
   assert.equal(checked.opened, false);
   assert.match(checked.log, /does not match its host name.*check_hostname=False/);
   assert.equal(
-    (await tryTls(c.wrongName, { ca_cert: c.ca, check_hostname: "False" })).opened,
+    (await tryTls(c.wrongName, { ca_cert: c.caFile, check_hostname: "False" })).opened,
     true,
   );
   // Skipping the name check still verifies the chain.

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { groupMembers, waitGroupGone } from "./helpers/process_group.ts";
 import {
   killAllProcessGroups,
   ProcessStartError,
@@ -7,34 +8,6 @@ import {
 } from "../lib/process_runner.ts";
 
 const BASE = { env: { PATH: "/usr/bin:/bin" }, clearEnv: true, maxOutputBytes: 65536 };
-
-/** Pids of living (non-zombie) processes in process group `pgid`, read from /proc. */
-function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    let stat: string;
-    try {
-      stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-    } catch {
-      continue; // exited while we looked
-    }
-    // Fields after "(comm)": state ppid pgrp ...; comm may contain spaces.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(pgrp) === pgid && state !== "Z") members.push(Number(entry.name));
-  }
-  return members;
-}
-
-/** Waits up to 2 s for a process group to be gone (SIGKILL takes effect asynchronously). */
-async function waitGroupGone(pgid: number): Promise<number[]> {
-  for (let i = 0; i < 40; i++) {
-    const left = groupMembers(pgid);
-    if (left.length === 0) return left;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return groupMembers(pgid);
-}
 
 Deno.test("runProcess returns exit code, stdout and stderr and passes exactly env", async () => {
   const result = await runProcess(

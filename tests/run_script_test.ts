@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { groupMembers, waitGroupGone } from "./helpers/process_group.ts";
 import { createHash } from "node:crypto";
 import { deflateSync, gzipSync } from "node:zlib";
 import runScript from "../commands/run_script.ts";
@@ -43,30 +44,6 @@ function encode(script: string | Uint8Array): { b64script: string; checksum: str
 function encodeCompressed(script: string, compress: (b: Uint8Array) => Uint8Array) {
   const plain = new TextEncoder().encode(script);
   return { b64script: encode(compress(plain)).b64script, checksum: encode(plain).checksum };
-}
-
-/** Pids of living (non-zombie) processes in process group `pgid`, read from /proc. */
-function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    let stat: string;
-    try {
-      stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-    } catch {
-      continue; // exited while we looked
-    }
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(pgrp) === pgid && state !== "Z") members.push(Number(entry.name));
-  }
-  return members;
-}
-
-async function waitGroupGone(pgid: number): Promise<number[]> {
-  for (let i = 0; i < 40 && groupMembers(pgid).length > 0; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return groupMembers(pgid);
 }
 
 const decodeError = (reply: ReplyPayload) => decodeURIComponent(reply.error_message);

@@ -4,6 +4,7 @@
  * handshake and framing faults.
  */
 import assert from "node:assert/strict";
+import { makeCerts } from "./helpers/tls_certs.ts";
 import {
   connectWebSocket,
   type WsClient,
@@ -765,64 +766,6 @@ Deno.test("ws_client: an aborted signal abandons the connect", async () => {
 });
 
 // ---------------------------------------------------------------- TLS
-
-interface Certs {
-  dir: string;
-  ca: string;
-  good: { cert: string; key: string };
-  wrongName: { cert: string; key: string };
-}
-
-let certs: Promise<Certs> | undefined;
-
-/** Makes a CA plus two server certificates (127.0.0.1, and a wrong name) with openssl, once. */
-function makeCerts(): Promise<Certs> {
-  certs ??= (async () => {
-    const dir = await Deno.makeTempDir({ prefix: "dcm-ws-tls-" });
-    const run = async (...args: string[]) => {
-      const out = await new Deno.Command("openssl", {
-        args,
-        cwd: dir,
-        stdout: "null",
-        stderr: "piped",
-      })
-        .output();
-      if (!out.success) throw new Error(`openssl ${args[0]} failed: ${decoder.decode(out.stderr)}`);
-    };
-    await run(
-      ..."req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2".split(" "),
-      ...["-subj", "/CN=dcm ws test CA", "-addext", "basicConstraints=critical,CA:TRUE"],
-      ...["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-    );
-    const names = [["good", "IP:127.0.0.1,DNS:localhost"], ["wrong", "DNS:manager.example.com"]];
-    for (const [name, san] of names) {
-      await run(
-        ..."req -newkey rsa:2048 -nodes".split(" "),
-        ...["-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`],
-      );
-      await Deno.writeTextFile(
-        `${dir}/${name}.ext`,
-        `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
-      );
-      await run(
-        ..."x509 -req -CA ca.pem -CAkey ca.key -CAcreateserial -days 2".split(" "),
-        ...["-in", `${name}.csr`, "-out", `${name}.pem`, "-extfile", `${name}.ext`],
-      );
-    }
-    const read = (f: string) => Deno.readTextFileSync(`${dir}/${f}`);
-    return {
-      dir,
-      ca: read("ca.pem"),
-      good: { cert: read("good.pem"), key: read("good.key") },
-      wrongName: { cert: read("wrong.pem"), key: read("wrong.key") },
-    };
-  })();
-  return certs;
-}
-
-globalThis.addEventListener("unload", () => {
-  void certs?.then((c) => Deno.removeSync(c.dir, { recursive: true }));
-});
 
 /** Connects over wss, echoes one message and closes; returns the connect error if any. */
 async function tryTls(
