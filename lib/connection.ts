@@ -16,6 +16,9 @@ import { redactSecrets } from "./redact.ts";
 import { connectWebSocket, type WsClient, type WsClientOptions, WsError } from "./ws_client.ts";
 
 const log = getLogger(["dcm", "agent", "connection"]);
+
+/** Outgoing bytes that may wait for a peer that reads nothing before it counts as dead. */
+const MIN_SEND_BUFFER = 4 * 1024 * 1024;
 const wire = getLogger(["DCM_AGENT_WIRE"]);
 
 /** Seconds to wait after a 503 handshake reply without FORCE_BACKOFF (spec 1.3). */
@@ -110,6 +113,19 @@ export class Connection {
   send(frame: Record<string, unknown>): boolean {
     const ws = this.#attempt?.ws;
     if (this.#state !== "OPEN" || !ws) return false;
+    // A peer that sends but never reads would grow our write queue without
+    // bound until the next heartbeat check; drop it as dead at once instead.
+    const limit = Math.max(MIN_SEND_BUFFER, this.#config.connection.max_message_size);
+    if (ws.bufferedAmount > limit) {
+      const attempt = this.#attempt!;
+      ws.terminate();
+      this.#end(
+        attempt,
+        `the connection is dead: the manager stopped reading (${ws.bufferedAmount} bytes waiting)`,
+        false,
+      );
+      return false;
+    }
     const text = JSON.stringify(frame);
     wireDebug(() => `OUTGOING ${renderFrame(frame)}`);
     try {

@@ -93,10 +93,9 @@ export function parseFrame(text: string): ParseResult {
   }
   if (m.type === undefined) return fail(rid, "the message has no type");
   if (typeof m.type !== "string" || !(INCOMING_TYPES as readonly string[]).includes(m.type)) {
-    return fail(
-      rid,
-      `the message type ${JSON.stringify(m.type)} is not one of ${INCOMING_TYPES.join(", ")}`,
-    );
+    // Echo at most a little of a hostile value: a NACK must not amplify its input.
+    const shown = String(JSON.stringify(m.type)).slice(0, 60);
+    return fail(rid, `the message type ${shown} is not one of ${INCOMING_TYPES.join(", ")}`);
   }
   if (m.type !== "REQUEST") {
     return {

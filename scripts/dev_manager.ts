@@ -378,13 +378,16 @@ export class DevManager {
     return promise;
   }
 
-  /** Sends a raw frame to the latest connection; throws when none is open or it is frozen. */
-  send(frame: Frame | string): void {
+  /**
+   * Sends a raw frame to the latest connection; throws when none is open or it
+   * is frozen, unless `whileFrozen` (a manager that writes but never reads).
+   */
+  send(frame: Frame | string, options: { whileFrozen?: boolean } = {}): void {
     const conn = this.#current;
     if (!conn || conn.ws.readyState !== WebSocket.OPEN) {
       throw new Error("DevManager.send: no agent connection is open");
     }
-    if (conn.frozen) {
+    if (conn.frozen && !options.whileFrozen) {
       throw new Error("DevManager.send: the connection is frozen (call unfreeze() first)");
     }
     this.#sendOn(conn, frame);

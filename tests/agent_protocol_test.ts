@@ -687,3 +687,28 @@ Deno.test("agent: a queued request that never started runs once after a SIGKILL;
     await p.close();
   }
 });
+
+Deno.test("agent: a manager that keeps sending but never reads is dropped without waiting for heartbeats", async () => {
+  const p = await start({
+    conf: { connection: { heartbeat_frequency: "60", max_message_size: "65536" } },
+  });
+  try {
+    await p.manager.waitForHandshake({ timeoutMs: 15000 });
+    p.manager.freeze();
+    const id = "x".repeat(500);
+    const t0 = Date.now();
+    // Each frame earns a ~700-byte NACK that the frozen manager never reads.
+    for (let i = 0; i < 40000 && p.manager.handshakes.length < 2; i++) {
+      p.manager.send({ request_id: `${id}${i}`, type: "BOGUS" }, { whileFrozen: true });
+      if (i % 2000 === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    await p.manager.waitForHandshake({ timeoutMs: 20000, count: 2 });
+    assert.ok(Date.now() - t0 < 30000, "dropped long before two heartbeat periods (120 s)");
+    assert.match(p.agent.output(), /stopped reading/);
+    const hb = await p.manager.request("heartbeat", {}, { retransmitSeconds: 1 });
+    assert.equal(payloadOf(hb.reply).return_code, 0);
+  } finally {
+    p.manager.unfreeze();
+    await p.close();
+  }
+});

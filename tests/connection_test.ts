@@ -476,9 +476,10 @@ Deno.test("connection: a send buffer that stops draining means dead", async () =
   const manager = startFrozenManager();
   const agent = startAgent(config(manager.url, { heartbeat_frequency: "1", backoff: "50" }));
   await waitFor(() => agent.openedAt.length === 1, 3000, "OPEN");
-  // More than the kernel buffers can take: the rest stays queued in the agent.
+  // More than the kernel buffers can take (the rest stays queued in the agent),
+  // but not above the send cap, which would drop the connection at once.
   const filler = "x".repeat(4 << 20);
-  for (let i = 0; i < 8; i++) agent.connection.send({ type: "LOG", message: filler });
+  for (let i = 0; i < 4; i++) agent.connection.send({ type: "LOG", message: filler });
   await waitFor(() => agent.disconnects.length === 1, 8000, "the dead connection to be noticed");
   assert.match(agent.disconnects[0].reason, /send buffer stopped draining/);
   await agent.connection.stop();
