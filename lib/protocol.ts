@@ -9,6 +9,9 @@ export const PROTOCOL_VERSION = 104;
 /** Request id used in a NACK when the incoming frame has none (spec 1.5). */
 export const MISSING_REQUEST_ID = "DEADBEEF";
 
+/** Longest command name accepted (names are echoed in NACKs). */
+const MAX_COMMAND_NAME = 200;
+
 /** Message types the manager sends. */
 export const INCOMING_TYPES = [
   "REQUEST",
@@ -114,6 +117,9 @@ export function parseFrame(text: string): ParseResult {
   const payload = p as Record<string, unknown>;
   if (typeof payload.command !== "string" || payload.command === "") {
     return fail(rid, "the REQUEST payload has no command name (payload.command)");
+  }
+  if (payload.command.length > MAX_COMMAND_NAME) {
+    return fail(rid, `the command name is longer than ${MAX_COMMAND_NAME} characters`);
   }
   const args = payload.arguments === undefined ? {} : payload.arguments;
   if (typeof args !== "object" || args === null || Array.isArray(args)) {

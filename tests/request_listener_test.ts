@@ -203,6 +203,20 @@ Deno.test("listener: malformed frames get clear NACKs", async () => {
         /must be a JSON object/,
       ],
       [{ request_id: "x7", type: "ACK" }, "x7", /unknown ID/],
+      [
+        {
+          request_id: "x10",
+          type: "REQUEST",
+          payload: { command: "c".repeat(5000), arguments: {} },
+        },
+        "x10",
+        /longer than 200/,
+      ],
+      [
+        { request_id: "x11", type: "T".repeat(5000) },
+        "x11",
+        /^the message type "T{59} is not one of/,
+      ],
       [{ request_id: "x8", type: "STATUS" }, "x8", /unknown ID/],
     ];
     for (const [frame, id, re] of cases) {
