@@ -5,6 +5,7 @@
  * Set DCM_AGENT_TEST_ENTRY=dist/dcm-agent.js to run these against the bundle.
  */
 import assert from "node:assert/strict";
+import { waitFor } from "./helpers/wait.ts";
 import { DevManager, type Frame } from "../scripts/dev_manager.ts";
 import { AgentProcess, REPO_ROOT } from "../scripts/agent_process.ts";
 
@@ -66,20 +67,12 @@ async function restart(p: Pair): Promise<void> {
   p.agent = await AgentProcess.start({ managerUrl: p.manager.url, baseDir: p.agent.baseDir });
 }
 
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 const payloadOf = (f: Frame) => f.payload as Frame;
 
 /** The pid a script wrote to `file`, once it is there. */
 async function childPid(file: string): Promise<number> {
   let text = "";
-  await until(
+  await waitFor(
     () => {
       try {
         text = Deno.readTextFileSync(file).trim();
@@ -93,8 +86,8 @@ async function childPid(file: string): Promise<number> {
 }
 
 /** Resolves when process `pid` no longer exists. */
-function gone(pid: number): Promise<void> {
-  return until(
+async function gone(pid: number): Promise<void> {
+  await waitFor(
     () => {
       try {
         Deno.kill(pid, "SIGCONT");
@@ -279,7 +272,9 @@ async function crashAt(step: "sent" | "ack" | "running" | "reply" | "reply-acked
     if (step === "ack") {
       await p.manager.waitForFrame((f) => f.type === "ACK" && f.request_id === id, { since });
     }
-    if (step === "running") await until(() => runsIn(counter) === 1, 10000, "the script to start");
+    if (step === "running") {
+      await waitFor(() => runsIn(counter) === 1, 10000, "the script to start");
+    }
     if (step === "reply" || step === "reply-acked") {
       const reply = await p.manager.waitForFrame((f) => f.type === "REPLY" && f.request_id === id, {
         since,
@@ -656,7 +651,7 @@ Deno.test("agent: a queued request that never started runs once after a SIGKILL;
       payload: { command: "run_script", arguments: await counting(queued) },
     });
     await p.manager.waitForFrame((f) => f.type === "ACK" && f.request_id === "q-wait", { since });
-    await until(() => runsIn(running) === 1, 10000, "the first script to start");
+    await waitFor(() => runsIn(running) === 1, 10000, "the first script to start");
     assert.equal(runsIn(queued), 0, "the second request waits for the only worker");
     p.agent.kill("SIGKILL");
     await p.agent.wait();

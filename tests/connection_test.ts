@@ -4,6 +4,7 @@
  * peers, oversize frames, TLS and the wire log.
  */
 import assert from "node:assert/strict";
+import { delay, waitFor, withTimeout } from "./helpers/wait.ts";
 import { makeCerts } from "./helpers/tls_certs.ts";
 import { createHash } from "node:crypto";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
@@ -186,36 +187,6 @@ function startAgent(cfg: AgentConfig): TestAgent {
 }
 
 // ---------------------------------------------------------------- utilities
-
-async function waitFor<T>(
-  get: () => T | undefined,
-  timeoutMs = 3000,
-  what = "condition",
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = get();
-    if (value !== undefined && value !== false) return value;
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(5);
-  }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), ms)),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function cleanup(agent: TestAgent, ...servers: { close(): Promise<void> }[]): Promise<void> {
   await agent.connection.stop();

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { groupMembers, waitGroupGone } from "./helpers/process_group.ts";
+import { waitGroupGone } from "./helpers/process_group.ts";
 import { createHash } from "node:crypto";
 import { deflateSync, gzipSync } from "node:zlib";
 import runScript from "../commands/run_script.ts";

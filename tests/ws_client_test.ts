@@ -4,6 +4,7 @@
  * handshake and framing faults.
  */
 import assert from "node:assert/strict";
+import { delay, waitFor, withTimeout } from "./helpers/wait.ts";
 import { makeCerts } from "./helpers/tls_certs.ts";
 import {
   connectWebSocket,
@@ -325,36 +326,6 @@ async function closeFrom(peer: RawPeer): Promise<number | undefined> {
 }
 
 // ---------------------------------------------------------------- utilities
-
-async function waitFor<T>(
-  get: () => T | undefined,
-  timeoutMs = 3000,
-  what = "condition",
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = get();
-    if (value !== undefined && value !== false && value !== null) return value;
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(5);
-  }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), ms)),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 // ---------------------------------------------------------------- messages
 
