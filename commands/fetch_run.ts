@@ -1,9 +1,13 @@
 /** `fetch_run`: downloads a script from an http(s) URL, or takes a local file, and runs it (spec 2.15). */
-import { createHash } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { defineCommand } from "../lib/command.ts";
 import { makeReply, type ReplyPayload } from "../lib/protocol.ts";
-import { makeTempFile, removeFile, runScriptFile, verifyChecksum } from "../lib/script_env.ts";
+import {
+  makeTempFile,
+  removeFile,
+  runScriptFile,
+  sha256Hex,
+  verifyChecksum,
+} from "../lib/script_env.ts";
 
 /** Largest script downloaded; a bigger body is refused rather than filling the disk. */
 const MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024;
@@ -56,7 +60,10 @@ export default defineCommand({
     };
     if (url.protocol === "file:") {
       // As in the original: a local file runs in place, unchecked, and is kept.
-      const path = fileURLToPath(url);
+      if (url.hostname !== "" && url.hostname !== "localhost") {
+        throw new Error(`the URL ${args.url} names a host; a file:// URL must be a local path`);
+      }
+      const path = decodeURIComponent(url.pathname);
       await makeExecutable(path);
       return runScriptFile(path, ctx, runOptions);
     }
@@ -136,7 +143,6 @@ async function download(
       );
     }
     out = await Deno.open(file, { write: true, truncate: true });
-    const hash = createHash("sha256");
     let size = 0;
     for await (const chunk of response.body) {
       arm();
@@ -144,10 +150,10 @@ async function download(
       if (size > MAX_DOWNLOAD_BYTES) {
         return failed(`the script is larger than the limit of ${MAX_DOWNLOAD_BYTES} bytes`);
       }
-      hash.update(chunk);
       await writeAll(out, chunk);
     }
-    return hash.digest("hex");
+    // Hashed from the file (Web Crypto has no streaming digest; node:crypto costs memory).
+    return await sha256Hex(await Deno.readFile(file));
   } catch (err) {
     if (options.signal.aborted) {
       return makeReply(1, { error_message: `the download of ${url.href} was cancelled` });

@@ -1,8 +1,12 @@
 /** `run_script`: runs a script sent inline as base64, after a SHA-256 check (spec 2.14). */
-import { createHash } from "node:crypto";
-import { gunzipSync, inflateSync } from "node:zlib";
 import { defineCommand } from "../lib/command.ts";
-import { makeTempFile, removeFile, runScriptFile, verifyChecksum } from "../lib/script_env.ts";
+import {
+  makeTempFile,
+  removeFile,
+  runScriptFile,
+  sha256Hex,
+  verifyChecksum,
+} from "../lib/script_env.ts";
 
 /** Largest decompressed script accepted; protects the agent against zip bombs. */
 const MAX_SCRIPT_BYTES = 64 * 1024 * 1024;
@@ -36,8 +40,8 @@ export default defineCommand({
     if (args.checksum === null) {
       throw new Error("argument 'checksum' is null; send the SHA-256 hex digest of the script");
     }
-    const script = decompress(args.b64script, args.compression);
-    verifyChecksum(args.checksum, createHash("sha256").update(script).digest("hex"));
+    const script = await decompress(args.b64script, args.compression);
+    verifyChecksum(args.checksum, await sha256Hex(script));
     const file = await makeTempFile(ctx.config, "dcm-run-script-");
     try {
       await Deno.writeFile(file, script);
@@ -55,7 +59,7 @@ export default defineCommand({
   },
 });
 
-function decompress(data: Uint8Array, compression: string | null): Uint8Array {
+async function decompress(data: Uint8Array, compression: string | null): Promise<Uint8Array> {
   if (compression === null) return data;
   if (compression.trim().toLowerCase() !== "gzip") {
     throw new Error(
@@ -66,19 +70,34 @@ function decompress(data: Uint8Array, compression: string | null): Uint8Array {
   // The original's "gzip" is really zlib; a real gzip stream (magic 1f 8b)
   // is accepted too because senders are easily confused by the name.
   const isGzip = data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b;
+  // Web streams rather than node:zlib: the Node compatibility layer costs memory.
+  const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream()
+    .pipeThrough(new DecompressionStream(isGzip ? "gzip" : "deflate"));
+  const chunks: Uint8Array[] = [];
+  let size = 0;
   try {
-    const options = { maxOutputLength: MAX_SCRIPT_BYTES };
-    return isGzip ? gunzipSync(data, options) : inflateSync(data, options);
-  } catch (err) {
-    if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
-      throw new Error(
-        `the decompressed script is larger than ${MAX_SCRIPT_BYTES} bytes; ` +
-          "send a smaller script or use fetch_run",
-      );
+    for await (const chunk of stream) {
+      size += chunk.length;
+      if (size > MAX_SCRIPT_BYTES) {
+        throw new RangeError(
+          `the decompressed script is larger than ${MAX_SCRIPT_BYTES} bytes; ` +
+            "send a smaller script or use fetch_run",
+        );
+      }
+      chunks.push(chunk);
     }
+  } catch (err) {
+    if (err instanceof RangeError) throw err;
     throw new Error(
       `cannot decompress the script (${isGzip ? "gzip" : "zlib"}): ${(err as Error).message}; ` +
         'with compression "gzip" the script must be zlib (deflate) or gzip data',
     );
   }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
 }

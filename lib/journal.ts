@@ -8,7 +8,6 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { setImmediate } from "node:timers";
-import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { makeReply, percentEncode, type ReplyPayload } from "./protocol.ts";
@@ -98,7 +97,7 @@ export class Journal {
 
   /** Opens (and creates or upgrades) the journal at `file`. */
   static open(file: string, options: JournalOptions = {}): Journal {
-    if (!options.readOnly) mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    if (!options.readOnly) Deno.mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     let db: DatabaseSync;
     try {
       db = new DatabaseSync(file, {

@@ -229,6 +229,12 @@ export async function removeFile(path: string): Promise<void> {
   }
 }
 
+/** The SHA-256 hex digest of `data`. */
+export async function sha256Hex(data: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** Checks a SHA-256 hex digest case-insensitively; throws when it does not match. */
 export function verifyChecksum(expected: string, actual: string): void {
   if (expected.trim().toLowerCase() !== actual.toLowerCase()) {
