@@ -11,7 +11,6 @@
  * through {@linkcode scrubSecrets} just before it is written anywhere.
  */
 import { dirname, resolve } from "node:path";
-import { getFileSink, getRotatingFileSink } from "@logtape/file";
 import {
   compareLogLevel,
   configure,
@@ -22,9 +21,10 @@ import {
   reset,
   type Sink,
 } from "@logtape/logtape";
-import { parse } from "yaml";
 import { ConfigError } from "./config.ts";
 import type { LogLevel } from "./protocol.ts";
+import { createRotatingFileSink, type RotatingFileSink } from "./rotating_file_sink.ts";
+import { parseYamlSubset } from "./yaml_subset.ts";
 
 /** Category of console events that become LOG messages to the manager (spec 1.9). */
 export const CONSOLE_CATEGORY: readonly string[] = [
@@ -73,7 +73,7 @@ export async function configureLogging(
   options: LoggingOptions = {},
 ): Promise<void> {
   const warnings: string[] = [];
-  const doc = file === null ? defaultConfig() : readConfig(file);
+  const doc = file === null ? defaultConfig() : await readConfig(file);
   const where = file ?? "default logging";
   const files: AsyncDisposable[] = [];
   try {
@@ -177,7 +177,7 @@ const UNSUBSTITUTED = /__UNSUBSTITUTED_([A-Z][A-Z0-9_]*)__/;
 
 type Doc = Record<string, unknown>;
 
-function readConfig(file: string): Doc {
+async function readConfig(file: string): Promise<Doc> {
   let text: string;
   try {
     text = Deno.readTextFileSync(file);
@@ -187,15 +187,12 @@ function readConfig(file: string): Doc {
         "fix [logging] configfile in agent.conf or create the file (dcm-agent configure writes one)",
     );
   }
+  const source = text.replace(PLACEHOLDER, "__UNSUBSTITUTED_$1__");
   let doc: unknown;
   try {
-    // YAML 1.1 as in PyYAML, so `propagate: no` means false as it did for the original.
-    doc = parse(text.replace(PLACEHOLDER, "__UNSUBSTITUTED_$1__"), { version: "1.1" });
-  } catch (err) {
-    throw new ConfigError(
-      `the logging configuration ${file} is not valid YAML: ${(err as Error).message}; ` +
-        "fix the file or point [logging] configfile in agent.conf to a valid one",
-    );
+    doc = parseYamlSubset(source, { name: file });
+  } catch {
+    doc = await parseFullYaml(source, file);
   }
   if (!isMap(doc)) {
     throw new ConfigError(
@@ -204,6 +201,23 @@ function readConfig(file: string): Doc {
     );
   }
   return doc;
+}
+
+/**
+ * Parses with the npm `yaml` package, loaded only for files outside the subset that
+ * {@linkcode parseYamlSubset} reads, because loading it costs about 10 MB of memory.
+ * YAML 1.1 as in PyYAML, so `propagate: no` means false as it did for the original.
+ */
+async function parseFullYaml(source: string, file: string): Promise<unknown> {
+  try {
+    const { parse } = await import("yaml");
+    return parse(source, { version: "1.1" });
+  } catch (err) {
+    throw new ConfigError(
+      `the logging configuration ${file} is not valid YAML: ${(err as Error).message}; ` +
+        "fix the file or point [logging] configfile in agent.conf to a valid one",
+    );
+  }
 }
 
 /** Without a file: INFO and above to stderr (added by the `stderr` option), console events to the manager. */
@@ -587,22 +601,17 @@ function fileSink(
   const path = resolve(ctx.baseDir, filename);
   const maxBytes = count(spec.maxBytes, "maxBytes", what, ctx.warnings);
   const backupCount = count(spec.backupCount, "backupCount", what, ctx.warnings);
-  const line: Formatter = (record) => format(record) + "\n";
-  // Non-blocking with no buffer: each record is written at once, and fsync runs off the
-  // event loop (records arriving meanwhile are written together right after).
-  const options = { formatter: line, bufferSize: 0, nonBlocking: true } as const;
-  let sink: Sink & AsyncDisposable;
+  const owner = spec.owner === undefined || spec.owner === null
+    ? undefined
+    : ownerIds(String(spec.owner), what, ctx.warnings);
+  let sink: RotatingFileSink;
   try {
-    Deno.mkdirSync(dirname(path), { recursive: true });
-    // As in Python, a zero maxBytes or backupCount means the file never rotates. The
-    // casts pick the non-blocking overload, which TypeScript never selects on its own.
-    sink = maxBytes > 0 && backupCount > 0
-      ? getRotatingFileSink(path, {
-        ...options,
-        maxSize: maxBytes,
-        maxFiles: backupCount,
-      }) as unknown as Sink & AsyncDisposable
-      : getFileSink(path, options) as unknown as Sink & AsyncDisposable;
+    sink = createRotatingFileSink(path, {
+      formatter: (record) => format(record) + "\n",
+      maxBytes,
+      backupCount,
+      owner: owner?.ids,
+    });
   } catch (err) {
     throw new ConfigError(
       `${what}: cannot open the log file ${path}: ${(err as Error).message}; ` +
@@ -610,8 +619,14 @@ function fileSink(
     );
   }
   ctx.files.push(sink);
-  if (spec.owner !== undefined && spec.owner !== null) {
-    giveTo(String(spec.owner), path, what, ctx.warnings);
+  // The sink gives the files it creates by rotation to the owner; the first one is
+  // chowned here so that a failure can be reported.
+  if (owner) {
+    try {
+      Deno.chownSync(path, owner.ids.uid, owner.ids.gid);
+    } catch (err) {
+      ctx.warnings.push(`${what}: cannot give ${path} to ${owner.name}: ${(err as Error).message}`);
+    }
   }
   return sink;
 }
@@ -624,16 +639,20 @@ function count(value: unknown, key: string, what: string, warnings: string[]): n
   return 0;
 }
 
-/** Chowns a new log file to `owner` as the original did; only possible when running as root. */
-function giveTo(owner: string, path: string, what: string, warnings: string[]): void {
+/** The ids of the user the original gave its log files to; `undefined` (with a warning if useful) when the files keep their owner, e.g. when not running as root. */
+function ownerIds(
+  owner: string,
+  what: string,
+  warnings: string[],
+): { name: string; ids: { uid: number; gid: number } } | undefined {
   const placeholder = owner.match(UNSUBSTITUTED);
   if (placeholder) {
     warnings.push(
       `${what}: owner still holds the placeholder @${placeholder[1]}@; the file keeps its owner`,
     );
-    return;
+    return undefined;
   }
-  if (Deno.uid() !== 0) return;
+  if (Deno.uid() !== 0) return undefined;
   let entry: string[] | undefined;
   try {
     entry = Deno.readTextFileSync("/etc/passwd").split("\n").map((l) => l.split(":")).find((f) =>
@@ -644,13 +663,9 @@ function giveTo(owner: string, path: string, what: string, warnings: string[]): 
   }
   if (!entry || entry.length < 4) {
     warnings.push(`${what}: owner ${owner} is not a local user; the file keeps its owner`);
-    return;
+    return undefined;
   }
-  try {
-    Deno.chownSync(path, Number(entry[2]), Number(entry[3]));
-  } catch (err) {
-    warnings.push(`${what}: cannot give ${path} to ${owner}: ${(err as Error).message}`);
-  }
+  return { name: owner, ids: { uid: Number(entry[2]), gid: Number(entry[3]) } };
 }
 
 function streamSink(stream: typeof Deno.stderr, format: Formatter): Sink {
