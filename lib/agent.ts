@@ -3,7 +3,7 @@
  * table, the request listener and the manager connection together, and owns
  * the process life cycle (signals, pid file, graceful shutdown).
  */
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "./log.ts";
 import { type AgentConfig, ConfigError, loadConfig } from "./config.ts";
 import { configureLogging, shutdownLogging } from "./logging.ts";
 import { Journal } from "./journal.ts";

@@ -5,7 +5,7 @@
  * handshake by at most one timeout (callers run the lookups in parallel).
  */
 import { join } from "node:path";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "./log.ts";
 import { writeFileAtomic } from "./atomic_file.ts";
 import type { AgentConfig } from "./config_schema.ts";
 import { ensureSecureDir, secureDir } from "./token.ts";

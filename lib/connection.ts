@@ -8,7 +8,7 @@
  * ping, no connect timeout and hangs on close while the peer is silent, and
  * npm `ws` costs ~14 MB of resident memory.
  */
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "./log.ts";
 import { Backoff } from "./backoff.ts";
 import type { AgentConfig } from "./config_schema.ts";
 import { parseHandshakeReply } from "./protocol.ts";

@@ -9,7 +9,7 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { setImmediate } from "node:timers";
 import { dirname } from "node:path";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "./log.ts";
 import { makeReply, percentEncode, type ReplyPayload } from "./protocol.ts";
 import type { JobDescription } from "./command.ts";
 

@@ -1,6 +1,6 @@
 /**
  * Agent logging (spec 1.9, 5.3). Reads a logging.yaml in the Python `dictConfig`
- * format of the original agent and builds LogTape sinks from it, so files written
+ * format of the original agent and builds sinks (lib/log.ts) from it, so files written
  * for the original keep working. Modules log with `getLogger(["dcm", "agent", area])`,
  * frames go to {@linkcode WIRE_CATEGORY} and console events for the manager to
  * {@linkcode CONSOLE_CATEGORY} (property `requestId` optional).
@@ -20,7 +20,7 @@ import {
   type LogRecord,
   reset,
   type Sink,
-} from "@logtape/logtape";
+} from "./log.ts";
 import { ConfigError } from "./config.ts";
 import type { LogLevel } from "./protocol.ts";
 import { createRotatingFileSink, type RotatingFileSink } from "./rotating_file_sink.ts";
@@ -56,8 +56,6 @@ const PYTHON_DEFAULT_FORMAT = "%(message)s";
 
 const CONSOLE_NAME = CONSOLE_CATEGORY.join(".");
 const WIRE_NAME = WIRE_CATEGORY.join(".");
-/** LogTape's own diagnostics; kept at WARNING so that configuring does not log a banner. */
-const META_NAME = "logtape.meta";
 /** Sink id of the extra stderr handler (a name no YAML handler is likely to use). */
 const EXTRA_STDERR = "(stderr)";
 
@@ -794,16 +792,16 @@ interface CategoryPlan {
 }
 
 /**
- * Resolves each configured logger (plus the root, console, wire and LogTape meta
- * categories) to Python's effective level and handler set. Each becomes a LogTape
- * logger that overrides its parents, so an unconfigured category behaves like its
- * nearest configured ancestor, as in Python.
+ * Resolves each configured logger (plus the root, console and wire categories)
+ * to Python's effective level and handler set. Each becomes a logger that
+ * overrides its parents, so an unconfigured category behaves like its nearest
+ * configured ancestor, as in Python.
  */
 function planCategories(
   loggers: Map<string, PyLogger>,
   handlers: Map<string, Handler>,
 ): CategoryPlan {
-  const names = new Set([...loggers.keys(), CONSOLE_NAME, WIRE_NAME, META_NAME]);
+  const names = new Set([...loggers.keys(), CONSOLE_NAME, WIRE_NAME]);
   const configs: LoggerConfig<string, string>[] = [];
   let wireEnabled = false;
   for (const name of names) {
@@ -816,7 +814,6 @@ function planCategories(
         break;
       }
     }
-    if (name === META_NAME && !loggers.has(META_NAME)) level = maxLevel(level, "warning");
     const isConsole = name === CONSOLE_NAME || name.startsWith(CONSOLE_NAME + ".");
     const routed = new Set<string>();
     for (const n of chain) {

@@ -3,7 +3,7 @@
  * and their execution class. Section names are regular expressions anchored
  * at both ends, matched against `plugin:<command>`; the first match wins.
  */
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "./log.ts";
 import { parseIni } from "./ini.ts";
 import type { CommandModule, Execution } from "./command.ts";
 import { BUILTIN_COMMANDS } from "../commands/mod.ts";

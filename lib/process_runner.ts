@@ -4,7 +4,7 @@
  * and its output is streamed with a byte cap so a chatty child can neither
  * exhaust the agent's memory nor block on a full pipe.
  */
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "./log.ts";
 
 const logger = getLogger(["dcm", "agent", "jobs"]);
 

@@ -8,7 +8,7 @@
  * ACK are held (ids and timers, not payloads), capped by `max_at_once` or,
  * when that is -1, by MAX_OUTSTANDING.
  */
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "./log.ts";
 import type { AgentConfig } from "./config_schema.ts";
 import type { CommandContext, CommandServices, Execution } from "./command.ts";
 import { executeCommand } from "./execute.ts";

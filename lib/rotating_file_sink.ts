@@ -1,11 +1,11 @@
 /**
- * A LogTape sink that appends formatted records to a file with Python
+ * A log sink (lib/log.ts) that appends formatted records to a file with Python
  * `RotatingFileHandler` semantics, using Deno's synchronous file API only: `node:fs`
  * and `@logtape/file` cost about 10 MB of idle memory, and synchronous writes mean a
  * record is in the file (the page cache) as soon as the log call returns, so nothing
  * is lost when the sink is disposed or the process exits.
  */
-import type { LogRecord, Sink } from "@logtape/logtape";
+import type { LogRecord, Sink } from "./log.ts";
 
 /** Options for {@linkcode createRotatingFileSink}. */
 export interface RotatingFileSinkOptions {

@@ -4,7 +4,7 @@
  * a fresh `$DCM_LOG_FILE` whose lines become job-detail logs, a timeout,
  * and the mapping of a finished script to the five-key reply.
  */
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "./log.ts";
 import { join } from "node:path";
 import type { CommandLog, HostInfo } from "./command.ts";
 import type { AgentConfig } from "./config_schema.ts";

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { delay, waitFor, withTimeout } from "./helpers/wait.ts";
 import { makeCerts } from "./helpers/tls_certs.ts";
 import { createHash } from "node:crypto";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { configure, type LogRecord, reset } from "../lib/log.ts";
 import { type AgentConfig, configFromValues } from "../lib/config.ts";
 import { Connection } from "../lib/connection.ts";
 
@@ -19,7 +19,6 @@ await configure({
   loggers: [
     { category: ["DCM_AGENT_WIRE"], lowestLevel: "debug", sinks: ["memory"] },
     { category: ["dcm"], lowestLevel: "debug", sinks: ["memory"] },
-    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
   ],
 });
 globalThis.addEventListener("unload", () => void reset());

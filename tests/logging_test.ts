@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../lib/log.ts";
 import template from "../config/logging.yaml" with { type: "text" };
 import { ConfigError } from "../lib/config.ts";
 import {
@@ -73,7 +73,9 @@ async function runChild(code: string): Promise<{ stdout: string; stderr: string;
   const script = `${dir}/child.ts`;
   Deno.writeTextFileSync(
     script,
-    `import { getLogger } from "@logtape/logtape";\n` +
+    `import { getLogger } from ${
+      JSON.stringify(new URL("../lib/log.ts", import.meta.url).href)
+    };\n` +
       `import * as logging from "${new URL("lib/logging.ts", ROOT)}";\n${code}\n`,
   );
   const out = await new Deno.Command(Deno.execPath(), {

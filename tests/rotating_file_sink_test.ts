@@ -1,6 +1,6 @@
 /** Tests for lib/rotating_file_sink.ts: Python RotatingFileHandler rotation, directory creation, no loss at dispose. */
 import assert from "node:assert/strict";
-import type { LogRecord } from "@logtape/logtape";
+import type { LogRecord } from "../lib/log.ts";
 import { createRotatingFileSink } from "../lib/rotating_file_sink.ts";
 
 const TMP = Deno.makeTempDirSync({ prefix: "dcm_sink_test_" });

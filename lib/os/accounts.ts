@@ -6,7 +6,7 @@
  * touched as that user, so a link the user planted can never redirect a
  * root-privileged write.
  */
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import { join } from "node:path";
 import { ArgumentError, checkUserName } from "../arguments.ts";
 import type { CommandContext } from "../command.ts";

@@ -3,7 +3,7 @@
  * `/etc/hosts` line of the primary IPv4 address, as the original's `rename`
  * script set them (spec 2.6), against a root directory ("/" in production).
  */
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log.ts";
 import { join } from "node:path";
 import type { CommandContext } from "../command.ts";
 import { statPath, ToolError, ToolRunner } from "./run_tool.ts";
