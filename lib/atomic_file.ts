@@ -19,9 +19,32 @@ export function writeFileAtomic(
 ): void {
   const dir = dirname(path);
   const mode = options.mode ?? existingMode(path) ?? 0o644;
+  let tmp: string | undefined;
+  try {
+    tmp = writeTempBeside(path, data, mode);
+    Deno.renameSync(tmp, path);
+  } catch (err) {
+    if (tmp) {
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* already gone */ }
+    }
+    throw new Error(
+      `cannot write ${path}: ${(err as Error).message}; check that ${dir} exists and is writable`,
+      { cause: err },
+    );
+  }
+  syncDirectory(dir);
+}
+
+/**
+ * Writes `data` to a new temporary file in `path`'s directory (so a rename
+ * stays on one file system), synced to disk with `mode`; returns its name.
+ * A failure leaves no temporary file behind.
+ */
+export function writeTempBeside(path: string, data: string | Uint8Array, mode: number): string {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  // A unique name in the same directory keeps the rename on one file system.
-  const tmp = join(dir, `.${basename(path)}.${crypto.randomUUID()}.tmp`);
+  const tmp = join(dirname(path), `.${basename(path)}.${crypto.randomUUID()}.tmp`);
   try {
     const file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
     try {
@@ -33,17 +56,13 @@ export function writeFileAtomic(
     }
     // chmod after creation because the umask may have narrowed the create mode.
     Deno.chmodSync(tmp, mode);
-    Deno.renameSync(tmp, path);
+    return tmp;
   } catch (err) {
     try {
       Deno.removeSync(tmp);
-    } catch { /* the temp file was never created or is already gone */ }
-    throw new Error(
-      `cannot write ${path}: ${(err as Error).message}; check that ${dir} exists and is writable`,
-      { cause: err },
-    );
+    } catch { /* never created */ }
+    throw err;
   }
-  syncDirectory(dir);
 }
 
 function existingMode(path: string): number | undefined {

@@ -22,7 +22,12 @@ const LAZY_COMMIT_MS = 20;
 export type RequestState = "ACKED" | "REPLY" | "REPLY_ACKED" | "REPLY_NACKED" | "NACKED";
 
 /** States after which nothing more happens to a request. */
-export const TERMINAL_STATES: readonly RequestState[] = ["REPLY_ACKED", "REPLY_NACKED", "NACKED"];
+const TERMINAL_STATES: readonly RequestState[] = ["REPLY_ACKED", "REPLY_NACKED", "NACKED"];
+/** The columns {@linkcode toRow} reads. */
+const SELECT_ROW =
+  "SELECT request_id, state, request_doc, reply_doc, agent_id, started, reply_message_id FROM requests";
+/** The terminal states as an SQL list, for `state IN (...)`. */
+const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(",");
 
 /** One row of the `requests` table. */
 export interface RequestRow {
@@ -274,7 +279,7 @@ export class Journal {
   /** Reads one request row, or undefined. */
   get(requestId: string): RequestRow | undefined {
     const r = this.#stmt(
-      "SELECT request_id, state, request_doc, reply_doc, agent_id, started, reply_message_id FROM requests WHERE request_id = ?",
+      `${SELECT_ROW} WHERE request_id = ?`,
     ).get(requestId) as Record<string, unknown> | undefined;
     return r ? toRow(r) : undefined;
   }
@@ -282,14 +287,14 @@ export class Journal {
   /** Rows in state REPLY (replies not yet acknowledged), oldest first. */
   pendingReplies(): RequestRow[] {
     return (this.#stmt(
-      "SELECT request_id, state, request_doc, reply_doc, agent_id, started, reply_message_id FROM requests WHERE state = 'REPLY' ORDER BY last_update_time",
+      `${SELECT_ROW} WHERE state = 'REPLY' ORDER BY last_update_time`,
     ).all() as Record<string, unknown>[]).map(toRow);
   }
 
   /** Start-up recovery: started ACKED rows become "lost" replies; never-started ones are returned. */
   recover(): Recovery {
     const acked = (this.#stmt(
-      "SELECT request_id, state, request_doc, reply_doc, agent_id, started, reply_message_id FROM requests WHERE state = 'ACKED' ORDER BY creation_time",
+      `${SELECT_ROW} WHERE state = 'ACKED' ORDER BY creation_time`,
     ).all() as Record<string, unknown>[]).map(toRow);
     const lost = acked.filter((r) => r.started);
     if (lost.length) {
@@ -310,7 +315,7 @@ export class Journal {
   purgeOtherAgents(agentId: string): Promise<void> {
     return this.#write(() => {
       this.#stmt(
-        "DELETE FROM requests WHERE agent_id IS NOT NULL AND agent_id <> ? AND state IN ('REPLY_ACKED','REPLY_NACKED','NACKED')",
+        `DELETE FROM requests WHERE agent_id IS NOT NULL AND agent_id <> ? AND state IN (${TERMINAL_SQL})`,
       ).run(agentId);
     });
   }
@@ -319,7 +324,7 @@ export class Journal {
   sweep(maxAgeSeconds: number, now = new Date()): number {
     const cutoff = timestamp(new Date(now.getTime() - maxAgeSeconds * 1000));
     const r = this.#stmt(
-      "DELETE FROM requests WHERE state IN ('REPLY_ACKED','REPLY_NACKED','NACKED') AND last_update_time < ?",
+      `DELETE FROM requests WHERE state IN (${TERMINAL_SQL}) AND last_update_time < ?`,
     ).run(cutoff);
     return Number(r.changes);
   }

@@ -3,8 +3,9 @@
  * all-or-nothing (every file is staged next to its target first, then all are
  * renamed into place), and ownership by the system user.
  */
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import { isDirectory, pathExists } from "../fs_stat.ts";
+import { writeTempBeside } from "../atomic_file.ts";
 
 /** A directory of the install tree. */
 export interface TreeDirectory {
@@ -93,18 +94,7 @@ export class StagedFiles {
         `${target} exists and is not a regular file; remove it or choose another path`,
       );
     }
-    const temp = join(dirname(target), `.${basename(target)}.${crypto.randomUUID()}.tmp`);
-    this.#files.push({ target, temp });
-    const file = Deno.openSync(temp, { write: true, createNew: true, mode: 0o600 });
-    try {
-      const bytes = new TextEncoder().encode(text);
-      let written = 0;
-      while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
-      file.syncSync();
-    } finally {
-      file.close();
-    }
-    Deno.chmodSync(temp, mode);
+    this.#files.push({ target, temp: writeTempBeside(target, text, mode) });
   }
 
   /** Renames every staged file onto its target. */
