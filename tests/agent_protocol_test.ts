@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./helpers/wait.ts";
-import { DevManager, type Frame } from "../scripts/dev_manager.ts";
+import { DevManager, type Frame, RequestNackedError } from "../scripts/dev_manager.ts";
 import { AgentProcess, REPO_ROOT } from "../scripts/agent_process.ts";
 
 const enc = new TextEncoder();
@@ -542,8 +542,24 @@ Deno.test("agent: SIGTERM exits 0 and removes the pid file; SIGHUP keeps the con
     const status = await runCli(["status", "-c", p.agent.confFile]);
     assert.equal(status.code, 0, status.out);
     assert.match(status.out, /RUNNING/);
+    // SIGHUP applies a changed setting without reconnecting: with max_at_once=0
+    // every request is refused; restoring the file and SIGHUP again lifts it.
+    const original = Deno.readTextFileSync(p.agent.confFile);
+    Deno.writeTextFileSync(p.agent.confFile, `${original}\n[messaging]\nmax_at_once=0\n`);
     p.agent.kill("SIGHUP");
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor(
+      () => /SIGHUP: configuration reloaded/.test(p.agent.output()),
+      5000,
+      "the reload",
+    );
+    await assert.rejects(p.manager.request("heartbeat", {}), RequestNackedError);
+    Deno.writeTextFileSync(p.agent.confFile, original);
+    p.agent.kill("SIGHUP");
+    await waitFor(
+      () => (p.agent.output().match(/SIGHUP: configuration reloaded/g) ?? []).length === 2,
+      5000,
+      "the second reload",
+    );
     const hb = await p.manager.request("heartbeat", {});
     assert.equal(payloadOf(hb.reply).return_code, 0);
     assert.equal(p.manager.connections, 1, "SIGHUP with the same URL keeps the connection");
