@@ -6,8 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./helpers/wait.ts";
+import { runProgram } from "./helpers/run.ts";
 import { DevManager, type Frame, RequestNackedError } from "../scripts/dev_manager.ts";
-import { AgentProcess, REPO_ROOT } from "../scripts/agent_process.ts";
+import { AgentProcess } from "../scripts/agent_process.ts";
 
 const enc = new TextEncoder();
 
@@ -580,14 +581,8 @@ Deno.test("agent: SIGTERM exits 0 and removes the pid file; SIGHUP keeps the con
 async function runCli(args: string[]): Promise<{ code: number; out: string }> {
   const entry = Deno.env.get("DCM_AGENT_TEST_ENTRY") ?? "main.ts";
   const flags = entry.endsWith(".js") ? ["--no-config", "--cached-only"] : [];
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...flags, entry, ...args],
-    cwd: REPO_ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: r.code, out: d.decode(r.stdout) + d.decode(r.stderr) };
+  const r = await runProgram(Deno.execPath(), ["run", "-A", ...flags, entry, ...args]);
+  return { code: r.code, out: r.stdout + r.stderr };
 }
 
 Deno.test("cli: --version, and a bad agent.conf exits 2 with one clear line", async () => {

@@ -10,33 +10,34 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseConfigText } from "../lib/config.ts";
 import { DevManager } from "../scripts/dev_manager.ts";
+import { runProgram, type RunResult } from "./helpers/run.ts";
 
-const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-
-/** Runs a command; returns exit code, stdout and stderr. */
-async function run(
+/** Runs a command with the caller's environment minus DENORT_BIN. */
+function run(
   command: string,
   args: string[],
   options: { env?: Record<string, string>; cwd?: string } = {},
-) {
+): Promise<RunResult> {
   // The caller's DENORT_BIN must not leak into a test that is about its absence.
   const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
   delete env.DENORT_BIN;
   Object.assign(env, options.env);
-  const out = await new Deno.Command(command, {
-    args,
-    cwd: options.cwd ?? REPO,
+  return runProgram(command, args, { env, clearEnv: true, cwd: options.cwd });
+}
+
+/** Runs scripts/compile.ts for `entry` into `output` with extra environment. */
+function compile(entry: string, output: string, env: Record<string, string>): Promise<RunResult> {
+  return run(Deno.execPath(), [
+    "run",
+    "-A",
+    "scripts/compile.ts",
+    "--entry",
+    entry,
+    "--output",
+    output,
+  ], {
     env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
+  });
 }
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -62,17 +63,7 @@ Deno.test("compile without any runtime base exits 3 with one line saying how to 
   await withDir(async (dir) => {
     const entry = await fixtureEntry(dir);
     const output = join(dir, "out/dcm-agent");
-    const res = await run(Deno.execPath(), [
-      "run",
-      "-A",
-      "scripts/compile.ts",
-      "--entry",
-      entry,
-      "--output",
-      output,
-    ], {
-      env: { DENO_DIR: join(dir, "empty-deno-dir") },
-    });
+    const res = await compile(entry, output, { DENO_DIR: join(dir, "empty-deno-dir") });
     assert.equal(res.code, 3, res.stderr);
     const lines = res.stderr.trim().split("\n");
     assert.equal(lines.length, 1, res.stderr);
@@ -82,17 +73,7 @@ Deno.test("compile without any runtime base exits 3 with one line saying how to 
     );
     await assert.rejects(Deno.stat(output));
 
-    const missing = await run(Deno.execPath(), [
-      "run",
-      "-A",
-      "scripts/compile.ts",
-      "--entry",
-      entry,
-      "--output",
-      output,
-    ], {
-      env: { DENORT_BIN: join(dir, "no-such-denort") },
-    });
+    const missing = await compile(entry, output, { DENORT_BIN: join(dir, "no-such-denort") });
     assert.equal(missing.code, 3);
     assert.match(
       missing.stderr,
@@ -105,17 +86,7 @@ Deno.test("compile refuses a binary built on a full deno (it answers as deno, no
   await withDir(async (dir) => {
     const entry = await fixtureEntry(dir);
     const output = join(dir, "out/dcm-agent");
-    const res = await run(Deno.execPath(), [
-      "run",
-      "-A",
-      "scripts/compile.ts",
-      "--entry",
-      entry,
-      "--output",
-      output,
-    ], {
-      env: { DENORT_BIN: Deno.execPath() },
-    });
+    const res = await compile(entry, output, { DENORT_BIN: Deno.execPath() });
     assert.equal(res.code, 1, res.stderr);
     assert.match(
       res.stderr,

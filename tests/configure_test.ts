@@ -15,6 +15,7 @@ import { extrasPackageNames } from "../lib/configure/extras.ts";
 import { lookupUser } from "../lib/configure/tree.ts";
 import { DevManager } from "../scripts/dev_manager.ts";
 import { VERSION } from "../lib/version.ts";
+import { runProgram } from "./helpers/run.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
@@ -609,19 +610,8 @@ Deno.test("detectCloud follows the spec's order and needs an instance id", async
 });
 
 Deno.test("the CLI: configure --help, exit codes, and reconfigure wiring in main.ts", async () => {
-  const run = async (...args: string[]) => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", join(REPO, "main.ts"), ...args],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return {
-      code: out.code,
-      stdout: new TextDecoder().decode(out.stdout),
-      stderr: new TextDecoder().decode(out.stderr),
-    };
-  };
+  const run = (...args: string[]) =>
+    runProgram(Deno.execPath(), ["run", "-A", join(REPO, "main.ts"), ...args]);
   const help = await run("configure", "--help");
   assert.equal(help.code, 0);
   for (

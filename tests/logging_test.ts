@@ -18,6 +18,7 @@ import {
   WIRE_CATEGORY,
 } from "../lib/logging.ts";
 import type { LogLevel } from "../lib/protocol.ts";
+import { runProgram } from "./helpers/run.ts";
 
 const ROOT = new URL("..", import.meta.url);
 /** Every test's files live under one directory, removed when the test run ends. */
@@ -78,14 +79,14 @@ async function runChild(code: string): Promise<{ stdout: string; stderr: string;
     };\n` +
       `import * as logging from "${new URL("lib/logging.ts", ROOT)}";\n${code}\n`,
   );
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", fileURLToPath(new URL("deno.json", ROOT)), script],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(30_000),
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { stdout: decode(out.stdout), stderr: decode(out.stderr), ok: out.success };
+  const out = await runProgram(Deno.execPath(), [
+    "run",
+    "-A",
+    "--config",
+    fileURLToPath(new URL("deno.json", ROOT)),
+    script,
+  ], { timeoutMs: 30_000 });
+  return { stdout: out.stdout, stderr: out.stderr, ok: out.code === 0 };
 }
 
 function sleep(ms: number): Promise<void> {
