@@ -156,27 +156,43 @@ async function groupRssKb(pgid: number): Promise<{ kb: number; processes: number
   return { kb, processes: pids.length };
 }
 
+/** A fresh manager and agent, connected; `close` stops and removes both. */
+async function startConnected(
+  options: BenchOptions,
+): Promise<{ manager: DevManager; agent: AgentProcess; close: () => Promise<void> }> {
+  const manager = await DevManager.start();
+  const agent = await AgentProcess.start({
+    managerUrl: manager.url,
+    entry: options.entry,
+    conf: PRODUCTION_LIKE_CONF,
+  });
+  const close = async () => {
+    await agent.stop();
+    await agent.cleanup();
+    await manager.close();
+  };
+  try {
+    await agent.whileRunning(
+      manager.waitForHandshake({ timeoutMs: HANDSHAKE_TIMEOUT_MS }),
+      "waiting for its handshake",
+    );
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { manager, agent, close };
+}
+
 async function measureStartup(options: BenchOptions): Promise<number[]> {
   const results: number[] = [];
   for (let run = 1; run <= options.runs; run++) {
-    const manager = await DevManager.start();
-    const agent = await AgentProcess.start({
-      managerUrl: manager.url,
-      entry: options.entry,
-      conf: PRODUCTION_LIKE_CONF,
-    });
+    const { manager, agent, close } = await startConnected(options);
     try {
-      await agent.whileRunning(
-        manager.waitForHandshake({ timeoutMs: HANDSHAKE_TIMEOUT_MS }),
-        "waiting for its handshake",
-      );
       const ms = manager.handshakeTimes[0] - agent.spawnedAt;
       results.push(ms);
       progress(`start-up run ${run}/${options.runs}: ${ms.toFixed(1)} ms`);
     } finally {
-      await agent.stop();
-      await agent.cleanup();
-      await manager.close();
+      await close();
     }
   }
   return results;
@@ -260,17 +276,8 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
   progress(`start-up: ${options.runs} runs`);
   const startups = await measureStartup(options);
 
-  const manager = await DevManager.start();
-  const agent = await AgentProcess.start({
-    managerUrl: manager.url,
-    entry: options.entry,
-    conf: PRODUCTION_LIKE_CONF,
-  });
+  const { manager, agent, close } = await startConnected(options);
   try {
-    await agent.whileRunning(
-      manager.waitForHandshake({ timeoutMs: HANDSHAKE_TIMEOUT_MS }),
-      "waiting for its handshake",
-    );
     progress(`idle: ${options.idleSeconds} s (after ${SETTLE_MS / 1000} s to settle)`);
     const idle = await measureIdle(agent, options.idleSeconds);
 
@@ -311,9 +318,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
       },
     };
   } finally {
-    await agent.stop();
-    await agent.cleanup();
-    await manager.close();
+    await close();
   }
 }
 
