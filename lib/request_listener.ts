@@ -13,7 +13,7 @@ import type { AgentConfig } from "./config_schema.ts";
 import type { CommandContext, CommandServices, Execution } from "./command.ts";
 import { executeCommand } from "./execute.ts";
 import { ArgumentError, parseArguments } from "./arguments.ts";
-import { Journal, type RequestRow } from "./journal.ts";
+import { type JobRow, Journal, type RequestRow } from "./journal.ts";
 import { JobTable, publicView } from "./jobs.ts";
 import type { PluginEntry, PluginTable } from "./plugin_conf.ts";
 import { WorkerPool } from "./worker_pool.ts";
@@ -85,6 +85,8 @@ export class RequestListener {
   #timer: ReturnType<typeof setInterval> | undefined;
   /** Workers promised to accepted requests whose rows are still committing. */
   #reserved = 0;
+  /** Aborts of the long jobs running now (jobs outlive their request's REPLY). */
+  #jobAborts = new Set<AbortController>();
   #accepting = true;
 
   constructor(options: ListenerOptions) {
@@ -121,7 +123,7 @@ export class RequestListener {
         id: job.job_id,
         command: job.command,
       });
-      this.#long.submit({ id: job.requestId, run: () => this.#runJob(entry, job, job.arguments) });
+      this.#queueJob(entry, job);
     }
     this.#armTimer();
   }
@@ -373,22 +375,23 @@ export class RequestListener {
       id,
       makeReply(0, { reply_type: "job_description", reply_object: publicView(job) }),
     );
-    this.#long.submit({ id: `job:${job.job_id}`, run: () => this.#runJob(entry, job, args) });
+    this.#queueJob(entry, job);
   }
 
-  async #runJob(
-    entry: PluginEntry,
-    job: Parameters<JobTable["finish"]>[0],
-    args: Record<string, unknown>,
-  ): Promise<void> {
+  #queueJob(entry: PluginEntry, job: JobRow): void {
+    this.#long.submit({ id: `job:${job.job_id}`, run: () => this.#runJob(entry, job) });
+  }
+
+  async #runJob(entry: PluginEntry, job: JobRow): Promise<void> {
     await this.jobs.markRunning(job);
     const abort = new AbortController();
-    const reply = await executeCommand(
-      entry.module,
-      args,
-      this.#context(job.requestId, abort.signal),
-    );
-    await this.jobs.finish(job, reply);
+    this.#jobAborts.add(abort);
+    try {
+      const ctx = this.#context(job.requestId, abort.signal);
+      await this.jobs.finish(job, await executeCommand(entry.module, job.arguments, ctx));
+    } finally {
+      this.#jobAborts.delete(abort);
+    }
   }
 
   #context(id: string, signal: AbortSignal): CommandContext {
@@ -564,12 +567,14 @@ export class RequestListener {
     ]);
     if (timedOut) {
       log.warn("{n} command(s) still running after the shutdown grace period; stopping them", {
-        n: this.#inflight.size,
+        n: this.#inflight.size + this.#jobAborts.size,
       });
-      for (const f of this.#inflight.values()) {
-        f.abort.abort(new Error("the agent is shutting down"));
-      }
-      await Promise.race([drained, new Promise((r) => setTimeout(r, 5000))]);
+      const why = new Error("the agent is shutting down");
+      for (const f of this.#inflight.values()) f.abort.abort(why);
+      for (const a of this.#jobAborts) a.abort(why);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([drained, new Promise((r) => timer = setTimeout(r, 5000))]);
+      clearTimeout(timer);
     }
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;

@@ -4,6 +4,7 @@
  * reconnects) is covered by agent_protocol_test.ts.
  */
 import assert from "node:assert/strict";
+import { waitFor } from "./helpers/wait.ts";
 import { configFromValues } from "../lib/config.ts";
 import { Journal } from "../lib/journal.ts";
 import { RequestListener } from "../lib/request_listener.ts";
@@ -45,6 +46,18 @@ const longJob = defineCommand({
   },
 });
 
+const waitForAbort = defineCommand({
+  name: "wait_for_abort",
+  description: "a long runner that runs until it is stopped",
+  execution: "long",
+  args: {},
+  run(_args, ctx) {
+    return new Promise((resolve) =>
+      ctx.signal.addEventListener("abort", () => resolve(makeReply(1, { message: "stopped" })))
+    );
+  },
+});
+
 interface Harness {
   listener: RequestListener;
   frames: Frame[];
@@ -66,7 +79,7 @@ async function harness(conf: Record<string, Record<string, string>> = {}): Promi
   const journal = Journal.open(`${dir}/secure/agentdb.sql`);
   const frames: Frame[] = [];
   let state = "STARTING";
-  const table = builtinPluginTable([heartbeat, getJobDescription, counter, longJob]);
+  const table = builtinPluginTable([heartbeat, getJobDescription, counter, longJob, waitForAbort]);
   const h: Harness = {
     frames,
     journal,
@@ -354,6 +367,24 @@ Deno.test("listener: replies made while disconnected are sent as soon as the con
     h.open = true;
     h.listener.onOpen();
     await h.waitFor(of("REPLY", "o1"), 200);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("listener: the shutdown grace period also stops a running long job", async () => {
+  const h = await harness();
+  try {
+    h.send(req("j1", "wait_for_abort"));
+    const first = await h.waitFor(of("REPLY", "j1"));
+    const jobId = ((first.payload as Frame).reply_object as Frame).job_id as number;
+    await waitFor(() => h.listener.jobs.describe(jobId)?.job_status === "RUNNING", 2000, "RUNNING");
+    const t0 = Date.now();
+    await h.listener.stop(50);
+    assert.ok(Date.now() - t0 < 2000, "stop() did not wait for the job to end by itself");
+    const job = h.listener.jobs.describe(jobId)!;
+    assert.equal(job.job_status, "ERROR");
+    assert.equal(job.command_reply?.message, "stopped");
   } finally {
     await h.close();
   }
