@@ -168,18 +168,18 @@ export class Journal {
     }
     const p = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
     if (lazy) {
-      this.#lazyTimer ??= setTimeout(() => this.flush(), LAZY_COMMIT_MS);
+      this.#lazyTimer ??= setTimeout(() => this.#flush(), LAZY_COMMIT_MS);
     } else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       // setImmediate runs after the I/O callbacks of this loop turn, so the other
       // frames of the same socket read join this commit (setTimeout(0) costs ~2 ms).
-      setImmediate(() => this.flush());
+      setImmediate(() => this.#flush());
     }
     return p;
   }
 
   /** Commits the open transaction now and settles its writers. */
-  flush(): void {
+  #flush(): void {
     this.#flushScheduled = false;
     clearTimeout(this.#lazyTimer);
     this.#lazyTimer = undefined;
@@ -329,13 +329,6 @@ export class Journal {
     return Number(r.changes);
   }
 
-  /** Deletes every request row except `keepRequestId` (clean_image). */
-  purgeAllExcept(keepRequestId: string): Promise<void> {
-    return this.#write(() => {
-      this.#stmt("DELETE FROM requests WHERE request_id <> ?").run(keepRequestId);
-    });
-  }
-
   /** Number of rows per state. */
   countByState(): Record<string, number> {
     const out: Record<string, number> = {};
@@ -442,7 +435,7 @@ export class Journal {
   /** Commits pending writes and closes the database. */
   close(): void {
     if (this.#closed) return;
-    this.flush();
+    this.#flush();
     this.#closed = true;
     this.#db.close();
   }

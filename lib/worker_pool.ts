@@ -45,16 +45,6 @@ export class WorkerPool {
     return Math.max(0, this.#size - this.#running.size - this.#queue.length);
   }
 
-  /** Tasks queued plus running. */
-  get load(): number {
-    return this.#queue.length + this.#running.size;
-  }
-
-  /** Whether the task is running now. */
-  isRunning(id: string): boolean {
-    return this.#running.has(id);
-  }
-
   /** Drops every queued task and resolves when the running ones have finished. */
   drain(): Promise<void> {
     this.#queue = [];
