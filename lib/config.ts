@@ -70,19 +70,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AgentConfig {
         }. Check the path given with -c or DCM_AGENT_CONF.`,
       );
     }
-    let sections: IniSection[];
-    try {
-      sections = parseIni(text);
-    } catch (err) {
-      const line = err instanceof IniSyntaxError ? err.line : 0;
-      throw new ConfigError(`${file}:${line}: ${(err as Error).message}`);
-    }
-    for (const s of sections) {
-      const name = s.name.toLowerCase();
-      const into = raw.get(name) ?? new Map<string, RawValue>();
-      raw.set(name, into);
-      for (const [k, v] of s.entries) into.set(k, { value: v, file, line: s.lines.get(k) ?? 0 });
-    }
+    mergeText(raw, text, file);
   }
   return buildConfig(raw, files);
 }
@@ -90,12 +78,25 @@ export function loadConfig(options: LoadConfigOptions = {}): AgentConfig {
 /** Parses agent.conf text on its own (used by configure -r and tests). */
 export function parseConfigText(text: string, file: string): AgentConfig {
   const raw = new Map<string, Map<string, RawValue>>();
-  for (const s of parseIni(text)) {
-    const into = raw.get(s.name.toLowerCase()) ?? new Map<string, RawValue>();
-    raw.set(s.name.toLowerCase(), into);
+  mergeText(raw, text, file);
+  return buildConfig(raw, [file]);
+}
+
+/** Adds one file's sections to `raw`, later values overriding; syntax errors name file and line. */
+function mergeText(raw: Map<string, Map<string, RawValue>>, text: string, file: string): void {
+  let sections: IniSection[];
+  try {
+    sections = parseIni(text);
+  } catch (err) {
+    const line = err instanceof IniSyntaxError ? err.line : 0;
+    throw new ConfigError(`${file}:${line}: ${(err as Error).message}`);
+  }
+  for (const s of sections) {
+    const name = s.name.toLowerCase();
+    const into = raw.get(name) ?? new Map<string, RawValue>();
+    raw.set(name, into);
     for (const [k, v] of s.entries) into.set(k, { value: v, file, line: s.lines.get(k) ?? 0 });
   }
-  return buildConfig(raw, [file]);
 }
 
 function buildConfig(raw: Map<string, Map<string, RawValue>>, files: string[]): AgentConfig {

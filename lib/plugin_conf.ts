@@ -121,8 +121,7 @@ function resolveModule(
 ): CommandModule | undefined {
   const last = moduleName.split(".").pop() ?? "";
   return byName.get(last) ?? byName.get(sectionName) ??
-    byName.get(sectionName.replace(/\.\*$/, "")) ??
-    (last === "unmount" ? byName.get("unmount_volume") : undefined);
+    byName.get(sectionName.replace(/\.\*$/, ""));
 }
 
 function anchored(name: string): RegExp {
