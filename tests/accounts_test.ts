@@ -347,6 +347,11 @@ Deno.test({
       const second = await env.run(removeUser, { userId: "frank" });
       assertOk(second);
       assert.equal(second.message, "job removeUser succeeded.");
+      // A stale drop-in of a user that no longer exists would make a future 'frank' an admin.
+      const stale = env.path("etc/sudoers.d/frank");
+      await Deno.writeTextFile(stale, "frank ALL=(ALL) NOPASSWD: ALL\n", { mode: 0o440 });
+      assertOk(await env.run(removeUser, { userId: "frank" }));
+      await assert.rejects(Deno.lstat(stale), Deno.errors.NotFound);
       assertOk(await env.run(removeUser, { userId: "never-existed" }));
     }),
 });

@@ -75,7 +75,7 @@ export function renderUnit(target: BootTarget): string {
 }
 
 /** The SysV init script for `target`. */
-export function renderInitScript(target: BootTarget): string {
+function renderInitScript(target: BootTarget): string {
   const [daemon, ...args] = words(target);
   let text = replaceLine(initTemplate, "DAEMON=", `DAEMON=${daemon}`);
   text = replaceLine(text, "DAEMON_ARGS=", `DAEMON_ARGS="${args.join(" ")}"`);

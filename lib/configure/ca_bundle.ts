@@ -4,16 +4,16 @@
  * bundle when the operator gives none.
  */
 
+/** The bundle shipped with the original package; it is maintained by hand. */
+export const HAND_MAINTAINED_BUNDLE = "/opt/dcm-agent/embedded/ssl/certs/cacert.pem";
+
 /** System bundles tried in order (spec 5.4 step 9, plus the RHEL path). */
 export const CA_BUNDLE_CANDIDATES: readonly string[] = [
   "/etc/ssl/certs/ca-bundle.crt",
   "/etc/ssl/certs/ca-certificates.crt",
   "/etc/pki/tls/certs/ca-bundle.crt",
-  "/opt/dcm-agent/embedded/ssl/certs/cacert.pem",
+  HAND_MAINTAINED_BUNDLE,
 ];
-
-/** The bundle shipped with the original package; it is maintained by hand. */
-export const HAND_MAINTAINED_BUNDLE = "/opt/dcm-agent/embedded/ssl/certs/cacert.pem";
 
 /** The first candidate that is a usable CA file, or undefined. */
 export function findCaBundle(

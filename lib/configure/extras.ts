@@ -3,6 +3,7 @@
  * (used by Puppet runs) for this distribution and installs it with dpkg or rpm.
  */
 import { join } from "node:path";
+import { pathExists } from "../fs_stat.ts";
 import { detectPlatform, type Platform } from "../platform.ts";
 import { VERSION } from "../version.ts";
 
@@ -29,10 +30,7 @@ export function extrasPackageNames(platform: Platform, arch: string): string[] {
 
 /** Installs the extras unless `basePath` exists; returns what was done. */
 export async function installExtras(settings: ExtrasSettings): Promise<string> {
-  try {
-    Deno.statSync(settings.basePath);
-    return `extras already installed in ${settings.basePath}`;
-  } catch { /* not installed yet */ }
+  if (pathExists(settings.basePath)) return `extras already installed in ${settings.basePath}`;
   const platform = detectPlatform();
   const names = settings.packageName
     ? [settings.packageName]

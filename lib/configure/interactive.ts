@@ -25,7 +25,7 @@ export class InputEndedError extends Error {
 }
 
 /** The spec's default manager URL for question 2. */
-export const DEFAULT_MANAGER_URL = "wss://dcm.enstratius.com/agentManager";
+const DEFAULT_MANAGER_URL = "wss://dcm.enstratius.com/agentManager";
 
 /** The current values, offered as defaults. */
 export interface SetupDefaults {

@@ -166,7 +166,8 @@ async function runConfigure(parsed: ConfigureArgs, options: ConfigureOptions): P
   // Interactive runs talk on stdout; scripted runs keep stdout empty.
   const note = (line: string) => parsed.interactive ? out(line) : err(`${PREFIX}: ${line}`);
   const detail = (line: string) => parsed.verbose && out(line);
-  for (const w of parsed.warnings) err(`${PREFIX}: warning: ${w}`);
+  const warn = (line: string) => err(`${PREFIX}: warning: ${line}`);
+  for (const w of parsed.warnings) warn(w);
   let io: PromptIo | undefined;
   if (parsed.interactive) {
     if (!options.prompt && !Deno.stdin.isTerminal()) {
@@ -176,12 +177,8 @@ async function runConfigure(parsed: ConfigureArgs, options: ConfigureOptions): P
     }
     io = options.prompt ?? terminalPromptIo();
   }
-  const plan = await buildPlan(parsed, options, {
-    note,
-    warn: (w) => err(`${PREFIX}: warning: ${w}`),
-    io,
-  });
-  writeTree(plan, parsed, { detail, warn: (w) => err(`${PREFIX}: warning: ${w}`) });
+  const plan = await buildPlan(parsed, options, { note, warn, io });
+  writeTree(plan, parsed, { detail, warn });
   if (parsed.interactive) out(`Wrote ${plan.confFile}.`);
 
   if (!parsed.initial) {

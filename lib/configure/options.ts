@@ -17,7 +17,7 @@ export class UsageError extends Error {
 }
 
 /** Log levels accepted by -L (spec 5.3); WARNING is Python's other name for WARN. */
-export const LOG_LEVELS: readonly string[] = ["ERROR", "WARN", "WARNING", "INFO", "DEBUG"];
+const LOG_LEVELS: readonly string[] = ["ERROR", "WARN", "WARNING", "INFO", "DEBUG"];
 
 /** The parsed command line; `undefined` means "not given". */
 export interface ConfigureArgs {
@@ -182,7 +182,7 @@ export function parseConfigureArgs(args: readonly string[]): ConfigureArgs {
   const warnings: string[] = [];
   const parsed: ConfigureArgs = {
     cloud: checkCloud(str("cloud")),
-    url: str("url") === undefined ? undefined : checkUrl(str("url") as string, "-u/--url"),
+    url: checkUrl(str("url")),
     basePath: absolutePath(str("base-path"), "-p/--base-path"),
     mountPoint: absolutePath(str("mount-point"), "-m/--mount-point"),
     tempPath: absolutePath(str("temp-path"), "-t/--temp-path"),
@@ -269,12 +269,13 @@ export function managerUrlProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** Checks a manager URL given as an option; throws UsageError naming `option`. */
-export function checkUrl(value: string, option: string): string {
+/** Checks the manager URL given with -u; throws UsageError. */
+function checkUrl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
   const problem = managerUrlProblem(value);
   if (problem) {
     throw new UsageError(
-      `${option}: '${value}' is not a manager URL (${problem}); use ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH, e.g. wss://dcm.example.com/agentManager`,
+      `-u/--url: '${value}' is not a manager URL (${problem}); use ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH, e.g. wss://dcm.example.com/agentManager`,
     );
   }
   return value;

@@ -10,13 +10,13 @@ import { IniSyntaxError, parseIni } from "../ini.ts";
 import { UsageError } from "./options.ts";
 
 /** The schema entry of a key, or undefined for keys outside the schema. */
-export function specOf(section: string, key: string): OptionSpec<unknown> | undefined {
+function specOf(section: string, key: string): OptionSpec<unknown> | undefined {
   const specs = (SCHEMA as Record<string, Record<string, OptionSpec<unknown>>>)[section];
   return specs && Object.hasOwn(specs, key) ? specs[key] : undefined;
 }
 
 /** A schema value as it is written in agent.conf (Python-style booleans and floats). */
-export function formatValue(spec: OptionSpec<unknown>, value: unknown): string | null {
+function formatValue(spec: OptionSpec<unknown>, value: unknown): string | null {
   if (value === null || value === undefined) return null;
   if (typeof value === "boolean") return value ? "True" : "False";
   if (typeof value === "number" && spec.kind === "float" && Number.isInteger(value)) {

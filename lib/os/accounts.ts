@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { ArgumentError, checkUserName } from "../arguments.ts";
 import type { CommandContext } from "../command.ts";
 import { type PathInfo, type RunAs, statPath, ToolError, ToolRunner } from "./run_tool.ts";
-import { systemAdapter, type SystemAdapterOptions } from "./system_adapter.ts";
+import { pathUnderRoot, systemAdapter, type SystemAdapterOptions } from "./system_adapter.ts";
 
 const log = getLogger(["dcm", "agent", "plugins"]);
 
@@ -261,13 +261,16 @@ export class Accounts {
     const user = await this.lookupUser(name);
     const defs = await this.loginDefs();
     this.#refuseProtected(name, user, { defs, verb: "remove", agentUser: options.agentUser });
-    if (!user) {
-      // A stale drop-in would make a future user of this name an administrator.
-      const done = [...await this.#removeOwnDropIn(name), `user ${name} does not exist`];
-      log.info("remove_user {name}: {done}", { name, done: done.join("; ") });
-      return done;
-    }
+    // Also without the user: a stale drop-in would make a future user of this name an administrator.
     const done = await this.#removeOwnDropIn(name);
+    done.push(user ? await this.#deleteUser(user) : `user ${name} does not exist`);
+    log.info("remove_user {name}: {done}", { name, done: done.join("; ") });
+    return done;
+  }
+
+  /** Kills the user's processes and runs userdel -r; returns what was done. */
+  async #deleteUser(user: PasswdEntry): Promise<string> {
+    const name = user.name;
     // userdel refuses while the user has processes; kill them first (the original's pkill -9).
     for (let attempt = 1;; attempt++) {
       await this.#killProcesses(user);
@@ -284,19 +287,15 @@ export class Accounts {
       if (result.code === 12) {
         // Like the original: the account is gone even if its home or mail spool could not be.
         log.warn("remove_user {name}: {problem}", { name, problem: result.stderr.trim() });
-        done.push(`removed user ${name} (${result.stderr.trim()})`);
-      } else {
-        done.push(`removed user ${name} with its home and mail spool`);
+        return `removed user ${name} (${result.stderr.trim()})`;
       }
-      break;
+      return `removed user ${name} with its home and mail spool`;
     }
-    log.info("remove_user {name}: {done}", { name, done: done.join("; ") });
-    return done;
   }
 
   /** A path inside the root. */
   #path(path: string): string {
-    return this.root === "/" ? path : join(this.root, path);
+    return pathUnderRoot(this.root, path);
   }
 
   /** `--root DIR` for the shadow tools, omitted on the live system so that narrow sudo rules still match. */
@@ -451,8 +450,6 @@ export class Accounts {
   ): Promise<string[]> {
     const name = user.name;
     const dir = this.#path("/etc/sudoers.d");
-    const dropIn = join(dir, name);
-    const info = await statPath(this.#run, dropIn);
     const done: string[] = [];
     const group = agentUser ? await this.lookupGroup(agentUser) : undefined;
     if (administrator) {
@@ -462,6 +459,8 @@ export class Accounts {
             `install the sudo package and retry`,
         );
       }
+      const dropIn = join(dir, name);
+      const info = await statPath(this.#run, dropIn);
       const current = info ? await this.#readOwnDropIn(dropIn, info, name) : null;
       if (info && current === null) {
         throw new AccountError(
@@ -481,9 +480,7 @@ export class Accounts {
       if (group && !group.members.includes(name)) {
         await this.#run.check(
           ["usermod", ...this.#rootArgs(), "-a", "-G", group.name, "--", name],
-          {
-            privileged: true,
-          },
+          { privileged: true },
         );
         done.push(`added ${name} to group ${group.name}`);
       }

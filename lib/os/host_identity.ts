@@ -4,10 +4,9 @@
  * script set them (spec 2.6), against a root directory ("/" in production).
  */
 import { getLogger } from "../log.ts";
-import { join } from "node:path";
 import type { CommandContext } from "../command.ts";
 import { statPath, ToolError, ToolRunner } from "./run_tool.ts";
-import { systemAdapter, type SystemAdapterOptions } from "./system_adapter.ts";
+import { pathUnderRoot, systemAdapter, type SystemAdapterOptions } from "./system_adapter.ts";
 
 const log = getLogger(["dcm", "agent", "plugins"]);
 
@@ -124,7 +123,7 @@ export class HostIdentity {
   }
 
   #path(path: string): string {
-    return this.root === "/" ? path : join(this.root, path);
+    return pathUnderRoot(this.root, path);
   }
 
   async #readOptional(path: string): Promise<string> {

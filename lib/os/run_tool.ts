@@ -72,7 +72,7 @@ const TOOL_ENV = { PATH: TOOL_DIRS.join(":"), LC_ALL: "C" };
 const resolvedTools = new Map<string, string>();
 
 /** Finds a system tool by name in the standard sbin/bin directories; throws if absent. */
-export function findTool(name: string): string {
+function findTool(name: string): string {
   if (name.startsWith("/")) return name;
   const known = resolvedTools.get(name);
   if (known) return known;
@@ -95,14 +95,14 @@ export function findTool(name: string): string {
 
 /** Runs tools with an optional sudo prefix and a privilege drop to a target user. */
 export class ToolRunner {
-  readonly sudo: string | null;
-  readonly tempDir: string | undefined;
+  readonly #sudo: string | null;
+  readonly #tempDir: string | undefined;
   readonly #timeoutMs: number;
   readonly #maxOutput: number;
 
   constructor(options: ToolRunnerOptions = {}) {
-    this.sudo = options.sudo ?? null;
-    this.tempDir = options.tempDir;
+    this.#sudo = options.sudo ?? null;
+    this.#tempDir = options.tempDir;
     this.#timeoutMs = options.timeoutMs ?? 120_000;
     this.#maxOutput = options.maxOutputBytes ?? 1024 * 1024;
   }
@@ -158,7 +158,7 @@ export class ToolRunner {
    * overwritten in place instead, because it cannot be renamed over.
    */
   async installFile(dest: string, content: string, options: InstallFileOptions): Promise<void> {
-    const stage = await Deno.makeTempFile({ dir: this.tempDir, prefix: "dcm-stage-" });
+    const stage = await Deno.makeTempFile({ dir: this.#tempDir, prefix: "dcm-stage-" });
     const tmp = join(dirname(dest), `.${basename(dest)}.dcm-${crypto.randomUUID().slice(0, 8)}`);
     let staged = false;
     try {
@@ -205,7 +205,7 @@ export class ToolRunner {
       ]
       : tool;
     const needsRoot = options.privileged || options.asUser !== undefined;
-    return needsRoot && this.sudo ? [this.sudo, "-n", "--", ...dropped] : dropped;
+    return needsRoot && this.#sudo ? [this.#sudo, "-n", "--", ...dropped] : dropped;
   }
 }
 

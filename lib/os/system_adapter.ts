@@ -3,6 +3,7 @@
  * `ctx.services.adapters` (tests register throw-away-root adapters), else a
  * live adapter for `/` that uses [system] sudo when the agent is not root.
  */
+import { join } from "node:path";
 import type { CommandContext } from "../command.ts";
 
 /** Options every OS adapter accepts. */
@@ -13,6 +14,11 @@ export interface SystemAdapterOptions {
   sudo?: string | null;
   /** Directory for private staging files; default: the system temp directory. */
   tempDir?: string;
+}
+
+/** `path` (absolute) inside the system root `root`. */
+export function pathUnderRoot(root: string, path: string): string {
+  return root === "/" ? path : join(root, path);
 }
 
 /** The adapter registered under `name`, or a live one for `/`. */
