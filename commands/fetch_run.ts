@@ -1,4 +1,5 @@
 /** `fetch_run`: downloads a script from an http(s) URL, or takes a local file, and runs it (spec 2.15). */
+import { METADATA_REQUEST_HEADERS } from "../lib/cloud_metadata.ts";
 import { defineCommand } from "../lib/command.ts";
 import { makeReply, type ReplyPayload } from "../lib/protocol.ts";
 import {
@@ -11,13 +12,6 @@ import {
 
 /** Largest script downloaded; a bigger body is refused rather than filling the disk. */
 const MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024;
-
-/** The headers of the original's metadata-style requests (spec 8). */
-const REQUEST_HEADERS = {
-  "Content-Type": "application/x-www-form-urlencoded",
-  "Connection": "Keep-Alive",
-  "Cache-Control": "no-cache",
-};
 
 export default defineCommand({
   name: "fetch_run",
@@ -126,7 +120,7 @@ async function download(
   try {
     arm();
     const response = await fetch(url, {
-      headers: REQUEST_HEADERS,
+      headers: METADATA_REQUEST_HEADERS,
       signal: AbortSignal.any([stall.signal, options.signal]),
     });
     if (response.status !== 200) {

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { getLogger } from "./log.ts";
 import { writeFileAtomic } from "./atomic_file.ts";
+import { readTextIfPresent } from "./fs_stat.ts";
 import type { AgentConfig } from "./config_schema.ts";
 import { ensureSecureDir, secureDir } from "./token.ts";
 
@@ -44,8 +45,8 @@ const DEFAULT_URLS: Record<string, string> = {
   OpenStack: "http://169.254.169.254/openstack/2012-08-10/meta_data.json",
 };
 
-/** Headers the original sent with every metadata request (spec 8). */
-const BASE_HEADERS: Record<string, string> = {
+/** Headers the original sent with every metadata request and script download (spec 8). */
+export const METADATA_REQUEST_HEADERS: Readonly<Record<string, string>> = {
   "Content-Type": "application/x-www-form-urlencoded",
   "Connection": "Keep-Alive",
   "Cache-Control": "no-cache",
@@ -273,7 +274,7 @@ async function request(
   try {
     const res = await ctx.fetch(url, {
       method: init.method ?? "GET",
-      headers: { ...BASE_HEADERS, ...init.headers },
+      headers: { ...METADATA_REQUEST_HEADERS, ...init.headers },
       signal,
     });
     if (res.status !== 200) {
@@ -323,11 +324,7 @@ function injectedIdFallback(ctx: Context): string | null {
 }
 
 function readFirstLine(file: string): string | null {
-  try {
-    return blankToNull(Deno.readTextFileSync(file).split("\n", 1)[0].trim());
-  } catch {
-    return null;
-  }
+  return blankToNull(readTextIfPresent(file)?.split("\n", 1)[0].trim());
 }
 
 /** Every IPv4 address on every interface, in the system's order, loopback included. */
@@ -365,12 +362,8 @@ export function dhcpServer(root: string): string | null {
 }
 
 function lastMatch(file: string, pattern: RegExp): string | null {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(file);
-  } catch {
-    return null;
-  }
+  const text = readTextIfPresent(file);
+  if (text === undefined) return null;
   let last: string | null = null;
   for (const m of text.matchAll(pattern)) last = m[1];
   return last;

@@ -10,6 +10,7 @@
  */
 import { join } from "node:path";
 import type { AgentConfig } from "./config_schema.ts";
+import { readTextIfPresent } from "./fs_stat.ts";
 
 /** A distribution name and version. */
 export interface Platform {
@@ -58,15 +59,11 @@ export function platformFor(config: AgentConfig): Platform {
 }
 
 function readText(root: string, path: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(join(root, path));
-  } catch {
-    return undefined;
-  }
+  return readTextIfPresent(join(root, path));
 }
 
-/** Parses KEY=value lines, removing shell quotes. */
-function parseAssignments(text: string): Map<string, string> {
+/** Parses shell-style KEY=value lines (os-release, lsb-release), removing quotes. */
+export function parseAssignments(text: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const line of text.split("\n")) {
     const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);

@@ -5,6 +5,8 @@
  * files are generated in memory by the kernel, and a synchronous read cannot
  * be left half-done when a stat collector is stopped.
  */
+import { readTextIfPresent } from "./fs_stat.ts";
+import { parseAssignments } from "./platform.ts";
 
 /** Where to find the proc filesystem. */
 export interface ProcOptions {
@@ -203,16 +205,5 @@ export function platformString(options: PlatformOptions = {}): string {
 
 /** Parses os-release KEY=value lines; an absent file gives an empty map. */
 function readOsRelease(path: string): Map<string, string> {
-  const values = new Map<string, string>();
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch {
-    return values;
-  }
-  for (const line of text.split("\n")) {
-    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (m) values.set(m[1], m[2].replace(/^(["'])(.*)\1$/, "$2"));
-  }
-  return values;
+  return parseAssignments(readTextIfPresent(path) ?? "");
 }

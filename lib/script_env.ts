@@ -16,15 +16,16 @@ const logger = getLogger(["dcm", "agent", "jobs"]);
 /** PATH for scripts when the agent itself was started without one. */
 const FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/** Options for {@linkcode scriptEnvironment}. */
-export interface ScriptEnvironmentOptions {
+interface ScriptEnvironmentOptions {
   /** The path given to the script as DCM_LOG_FILE. */
   logFile: string;
+  /** DCM_PYTHON, when the caller already looked it up on the inherited PATH. */
+  python?: string;
   platform: { name: string; version: string };
 }
 
 /** The complete environment of a script: exactly the eight variables of spec 2.0. */
-export function scriptEnvironment(
+function scriptEnvironment(
   config: AgentConfig,
   options: ScriptEnvironmentOptions,
 ): Record<string, string> {
@@ -34,7 +35,7 @@ export function scriptEnvironment(
     DCM_BASEDIR: config.storage.base_dir ?? "",
     DCM_TMP_DIR: config.storage.temppath ?? "",
     DCM_LOG_FILE: options.logFile,
-    DCM_PYTHON: findPython(path),
+    DCM_PYTHON: options.python ?? findPython(path),
     DCM_AGENT_PLATFORM_NAME: options.platform.name,
     DCM_AGENT_PLATFORM_VERSION: options.platform.version,
     PATH: path,
@@ -115,6 +116,8 @@ export interface RunScriptOptions {
   /** Milliseconds before the script is killed; default [jobs]script_timeout, 0 means none. */
   timeoutMs?: number;
   cwd?: string;
+  /** DCM_PYTHON as already found by {@linkcode findPython}; looked up when absent. */
+  python?: string;
 }
 
 /** Runs a script with the spec environment and forwards its DCM_LOG_FILE lines. */
@@ -128,6 +131,7 @@ export async function runScript(
   try {
     const env = scriptEnvironment(config, {
       logFile,
+      python: options.python,
       platform: {
         name: ctx.services.host.platformName,
         version: ctx.services.host.platformVersion,
@@ -166,10 +170,12 @@ export async function runScriptFile(
   if (!Number.isFinite(seconds) || seconds < 0) {
     throw new Error(`timeout must be 0 (no limit) or a positive number of seconds, not ${seconds}`);
   }
+  // Looked up once: the same interpreter runs an inpython script and is its DCM_PYTHON.
+  const python = findPython();
   const argv = scriptCommand(file, {
     inpython: options.inpython,
     runUnderSudo: options.runUnderSudo,
-    python: findPython(),
+    python,
     sudo: ctx.config.system.sudo ?? "/usr/bin/sudo",
     isRoot: Deno.uid() === 0,
     arguments: options.arguments,
@@ -179,7 +185,7 @@ export async function runScriptFile(
     program: argv[0],
     seconds,
   });
-  const result = await runScript(argv, ctx, { timeoutMs: seconds * 1000 });
+  const result = await runScript(argv, ctx, { timeoutMs: seconds * 1000, python });
   logger.debug("script {file} exited with code {code}", { file, code: result.code });
   return scriptReply(result, seconds);
 }

@@ -102,9 +102,9 @@ function cpuSampler(proc: ProcOptions, fields: (busy: number) => Record<string, 
  * so the first sample comes one interval later. A counter that went
  * backwards (a disk or interface was removed) gives 0, not a negative rate.
  */
-function rateKind(key: string, replyType: string, read: (proc: ProcOptions) => number): StatKind {
+function rateKind(key: string, read: (proc: ProcOptions) => number): StatKind {
   return {
-    replyType,
+    replyType: `${key.replaceAll("-", "_")}_stat_array`,
     start: (interval, proc) => {
       let previous = read(proc);
       return () => {
@@ -118,11 +118,11 @@ function rateKind(key: string, replyType: string, read: (proc: ProcOptions) => n
 }
 
 function diskRate(key: string, field: keyof DiskCounters): StatKind {
-  return rateKind(key, `${key.replaceAll("-", "_")}_stat_array`, (p) => readDiskCounters(p)[field]);
+  return rateKind(key, (p) => readDiskCounters(p)[field]);
 }
 
 function netRate(key: string, field: keyof NetCounters): StatKind {
-  return rateKind(key, `${key.replaceAll("-", "_")}_stat_array`, (p) => readNetCounters(p)[field]);
+  return rateKind(key, (p) => readNetCounters(p)[field]);
 }
 
 /** One running collector: a timer chain filling a ring of samples. */

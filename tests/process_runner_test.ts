@@ -86,12 +86,28 @@ Deno.test("runProcess abort signal kills the tree and reports cancelled", async 
 });
 
 Deno.test("runProcess does not start a child when the signal is already aborted", async () => {
-  const result = await runProcess(["sh", "-c", "echo never"], {
-    ...BASE,
-    signal: AbortSignal.abort(),
-  });
-  assert.equal(result.cancelled, true);
-  assert.equal(result.stdout, "");
+  const dir = await Deno.makeTempDir({ prefix: "dcm-runner-test-" });
+  try {
+    // A marker file shows whether the child ran at all; empty stdout alone would not.
+    const marker = `${dir}/ran`;
+    const result = await runProcess(["sh", "-c", `touch ${marker}; echo never`], {
+      ...BASE,
+      signal: AbortSignal.abort(),
+    });
+    assert.deepEqual(result, {
+      code: 1,
+      stdout: "",
+      stderr: "",
+      timedOut: false,
+      cancelled: true,
+      truncated: false,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await assert.rejects(() => Deno.stat(marker), Deno.errors.NotFound);
+    assert.equal(runningProcessCount(), 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("runProcess caps each stream, marks the cut and keeps draining", async () => {
