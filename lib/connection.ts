@@ -117,19 +117,16 @@ export class Connection {
     // bound until the next heartbeat check; drop it as dead at once instead.
     const limit = Math.max(MIN_SEND_BUFFER, this.#config.connection.max_message_size);
     if (ws.bufferedAmount > limit) {
-      const attempt = this.#attempt!;
-      ws.terminate();
-      this.#end(
-        attempt,
-        `the connection is dead: the manager stopped reading (${ws.bufferedAmount} bytes waiting)`,
-        false,
+      this.#dead(
+        this.#attempt!,
+        ws,
+        `the manager stopped reading (${ws.bufferedAmount} bytes waiting)`,
       );
       return false;
     }
     const text = JSON.stringify(frame);
-    wireDebug(() => `OUTGOING ${renderFrame(frame)}`);
     try {
-      ws.send(text);
+      sendText(ws, text);
       return true;
     } catch (err) {
       log.warn("cannot send a frame to the manager: {error}", { error: (err as Error).message });
@@ -180,9 +177,7 @@ export class Connection {
     const wasOpen = this.#state === "OPEN";
     this.#state = "WAITING";
     if (!attempt) return null;
-    attempt.ended = true;
-    clearAttemptTimers(attempt);
-    closeSocket(attempt);
+    release(attempt);
     if (wasOpen) this.#notifyDisconnect(reason);
     return attempt;
   }
@@ -229,6 +224,9 @@ export class Connection {
       lastBuffered: 0,
     };
     this.#attempt = attempt;
+    const alive = (): void => {
+      attempt.alive = true;
+    };
     attempt.done = connectWebSocket(url, {
       ...tls,
       protocol: SUBPROTOCOL,
@@ -237,18 +235,14 @@ export class Connection {
       closeTimeoutMs: CLOSE_GRACE_MS,
       signal: attempt.abort.signal,
       onMessage: (text) => this.#onFrame(attempt, text),
-      onPing: () => {
-        attempt.alive = true;
-      },
-      onPong: () => {
-        attempt.alive = true;
-      },
+      onPing: alive,
+      onPong: alive,
       onError: (err) => this.#onSocketError(attempt, err),
       onClose: (code, reason) => this.#end(attempt, closeText(code, reason), false),
     }).then((ws) => {
       attempt.ws = ws;
       // Abandoned while the upgrade finished: close what just opened.
-      if (attempt.ended) void ws.close(1000);
+      if (attempt.ended) closeSocket(attempt);
       else this.#onSocketOpen(attempt, ws, handshake);
       return ws.closed;
     }, (err) => this.#onSocketError(attempt, err));
@@ -265,9 +259,8 @@ export class Connection {
       this.#warnedSubprotocol = true;
     }
     this.#state = "HANDSHAKING";
-    wireDebug(() => `OUTGOING ${renderFrame(handshake)}`);
     try {
-      ws.send(JSON.stringify(handshake));
+      sendText(ws, JSON.stringify(handshake));
     } catch (err) {
       this.#end(attempt, `cannot send the handshake: ${(err as Error).message}`, true);
       return;
@@ -394,11 +387,13 @@ export class Connection {
       // A send buffer that shrinks shows the peer is still reading.
       const draining = buffered < attempt.lastBuffered;
       if (!attempt.alive && !draining) {
-        const why = buffered > 0
-          ? `its send buffer stopped draining (${buffered} bytes waiting)`
-          : `no answer to a ping within ${seconds} s`;
-        ws.terminate();
-        this.#end(attempt, `the connection is dead: ${why}`, false);
+        this.#dead(
+          attempt,
+          ws,
+          buffered > 0
+            ? `its send buffer stopped draining (${buffered} bytes waiting)`
+            : `no answer to a ping within ${seconds} s`,
+        );
         return;
       }
       attempt.lastBuffered = buffered;
@@ -409,6 +404,12 @@ export class Connection {
     }, seconds * 1000);
   }
 
+  /** Drops a session whose peer is gone or not reading, without waiting for a close handshake. */
+  #dead(attempt: Attempt, ws: WsClient, why: string): void {
+    ws.terminate();
+    this.#end(attempt, `the connection is dead: ${why}`, false);
+  }
+
   /**
    * Ends an attempt once. A session that was OPEN reconnects as soon as the
    * backoff allows (normally at once, spec 1.2) unless `failed` says the
@@ -416,9 +417,7 @@ export class Connection {
    */
   #end(attempt: Attempt, reason: string, failed: boolean): void {
     if (attempt.ended) return;
-    attempt.ended = true;
-    clearAttemptTimers(attempt);
-    closeSocket(attempt);
+    release(attempt);
     if (this.#attempt !== attempt) return;
     this.#attempt = null;
     const phase = this.#state;
@@ -479,17 +478,26 @@ function tlsOptions(config: AgentConfig): Partial<WsClientOptions> {
   return options;
 }
 
-function clearAttemptTimers(attempt: Attempt): void {
+/** Marks an attempt ended, stops its timers and closes its socket. */
+function release(attempt: Attempt): void {
+  attempt.ended = true;
   clearTimeout(attempt.handshakeTimer);
   clearInterval(attempt.heartbeatTimer);
   attempt.handshakeTimer = undefined;
   attempt.heartbeatTimer = undefined;
+  closeSocket(attempt);
 }
 
 /** Abandons a connect in progress, or closes an open socket (torn down after CLOSE_GRACE_MS). */
 function closeSocket(attempt: Attempt): void {
   attempt.abort.abort();
   if (attempt.ws?.readyState === "open") void attempt.ws.close(1000);
+}
+
+/** Writes a serialised frame to the wire log (at DEBUG) and the socket; throws unless the socket is open. */
+function sendText(ws: WsClient, text: string): void {
+  wireDebug(() => `OUTGOING ${renderFrame(text)}`);
+  ws.send(text);
 }
 
 /**
@@ -505,9 +513,8 @@ function wireDebug(build: () => string): void {
   });
 }
 
-/** A frame for the wire log, secrets hidden. */
-function renderFrame(frame: string | Record<string, unknown>): string {
-  if (typeof frame !== "string") return JSON.stringify(redactSecrets(frame));
+/** A serialised frame for the wire log, secrets hidden. */
+function renderFrame(frame: string): string {
   try {
     return JSON.stringify(redactSecrets(JSON.parse(frame)));
   } catch {

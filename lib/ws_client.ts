@@ -637,14 +637,10 @@ class Client implements WsClient {
     if ((head[1] & 0x80) !== 0) {
       return this.#fail("protocol", 1002, "the server sent a masked frame; servers must not mask");
     }
+    if (opcode > OP_PONG || (opcode > OP_BINARY && opcode < OP_CLOSE)) {
+      return this.#fail("protocol", 1002, `the server sent a frame with unknown opcode ${opcode}`);
+    }
     if (opcode >= OP_CLOSE) {
-      if (opcode > OP_PONG) {
-        return this.#fail(
-          "protocol",
-          1002,
-          `the server sent a frame with unknown opcode ${opcode}`,
-        );
-      }
       if (!fin) return this.#fail("protocol", 1002, "the server fragmented a control frame");
       if (length > MAX_CONTROL_PAYLOAD) {
         return this.#fail(
@@ -654,13 +650,6 @@ class Client implements WsClient {
         );
       }
     } else {
-      if (opcode > OP_BINARY) {
-        return this.#fail(
-          "protocol",
-          1002,
-          `the server sent a frame with unknown opcode ${opcode}`,
-        );
-      }
       if (opcode === OP_CONTINUATION && this.#messageOpcode === 0) {
         return this.#fail("protocol", 1002, "the server sent a continuation frame with no message");
       }

@@ -127,6 +127,8 @@ interface ClientFrame {
   fin: boolean;
   opcode: number;
   masked: boolean;
+  /** The masking key (empty when unmasked). */
+  mask: Uint8Array;
   payload: Uint8Array;
 }
 
@@ -256,12 +258,12 @@ class ByteReader {
     const masked = (b1 & 0x80) !== 0;
     const total = at + (masked ? 4 : 0) + length;
     if (!await this.#need(total)) return null;
-    const mask = this.#data.subarray(at, at + 4);
+    const mask = this.#data.slice(at, masked ? at + 4 : at);
     const start = at + (masked ? 4 : 0);
     const payload = this.#data.slice(start, start + length);
     if (masked) { for (let i = 0; i < payload.length; i++) payload[i] ^= mask[i & 3]; }
     this.#data = this.#data.slice(total);
-    return { fin: (b0 & 0x80) !== 0, opcode: b0 & 0x0f, masked, payload };
+    return { fin: (b0 & 0x80) !== 0, opcode: b0 & 0x0f, masked, mask, payload };
   }
 
   async #need(n: number): Promise<boolean> {
@@ -324,8 +326,6 @@ async function closeFrom(peer: RawPeer): Promise<number | undefined> {
     if (frame === null || frame.opcode === 0x8) return closeCode(frame);
   }
 }
-
-// ---------------------------------------------------------------- utilities
 
 // ---------------------------------------------------------------- messages
 
@@ -406,12 +406,15 @@ Deno.test("ws_client: client frames are masked with a fresh key each", async () 
     for (let i = 0; i < 2; i++) frames.push((await peer.frame())!);
     await closeFrom(peer);
   });
+  const text = "same text, long enough to show the mask";
   const { client } = await connect(server.url);
-  client.send("same text, long enough to show the mask");
-  client.send("same text, long enough to show the mask");
+  client.send(text);
+  client.send(text);
   await waitFor(() => frames.length === 2);
   assert.ok(frames.every((f) => f.masked && f.fin && f.opcode === 0x1));
-  assert.equal(decoder.decode(frames[0].payload), "same text, long enough to show the mask");
+  assert.deepEqual(frames.map((f) => decoder.decode(f.payload)), [text, text]);
+  // Two random 4-byte keys collide once in 2^32 runs.
+  assert.notDeepEqual(frames[0].mask, frames[1].mask);
   await client.close();
   await server.done;
 });
@@ -582,8 +585,8 @@ Deno.test("ws_client: fragments adding up to more than maxPayload are refused wi
   assert.ok(grew < 48 << 20, `RSS grew by ${grew >> 20} MiB while ${sent} fragments streamed`);
 });
 
-/** Sends `bytes` after the upgrade; returns the close code the client answered with and its error. */
-async function protocolFault(bytes: Uint8Array): Promise<{ code?: number; error?: WsError }> {
+/** Sends `bytes` after the upgrade; returns the close code the client answered with and its error, which onClose reported too. */
+async function protocolFault(bytes: Uint8Array): Promise<{ code?: number; error: WsError }> {
   let code: number | undefined;
   const server = startRawServer(async (peer) => {
     await peer.write(bytes);
@@ -594,30 +597,45 @@ async function protocolFault(bytes: Uint8Array): Promise<{ code?: number; error?
   await server.done;
   assert.deepEqual(events.messages, []);
   assert.equal(events.errors.length, 1);
+  assert.equal(events.close?.code, code);
   return { code, error: events.errors[0] };
 }
 
 Deno.test("ws_client: framing violations close with 1002", async (t) => {
-  const cases: [string, Uint8Array][] = [
-    ["a masked server frame", serverFrame(0x1, "hi", { mask: true })],
-    ["an unknown data opcode", serverFrame(0x3, "hi")],
-    ["an unknown control opcode", serverFrame(0xb, "")],
-    ["a reserved bit", serverFrame(0x1, "hi", { rsv: 0x40 })],
-    ["a control frame over 125 bytes", serverFrame(0x9, new Uint8Array(126))],
-    ["a fragmented control frame", serverFrame(0x9, "a", { fin: false })],
-    ["a continuation with no message", serverFrame(0x0, "hi")],
+  const cases: [string, Uint8Array, RegExp][] = [
+    ["a masked server frame", serverFrame(0x1, "hi", { mask: true }), /servers must not mask/],
+    ["an unknown data opcode", serverFrame(0x3, "hi"), /unknown opcode 3$/],
+    ["an unknown control opcode", serverFrame(0xb, ""), /unknown opcode 11$/],
+    ["a reserved bit", serverFrame(0x1, "hi", { rsv: 0x40 }), /reserved frame bits/],
+    [
+      "a control frame over 125 bytes",
+      serverFrame(0x9, new Uint8Array(126)),
+      /control frame of 126 bytes/,
+    ],
+    ["a fragmented control frame", serverFrame(0x9, "a", { fin: false }), /fragmented a control/],
+    ["a continuation with no message", serverFrame(0x0, "hi"), /continuation frame with no/],
     [
       "a new message inside a fragmented one",
       new Uint8Array([...serverFrame(0x1, "a", { fin: false }), ...serverFrame(0x1, "b")]),
+      /started a message before finishing/,
     ],
-    ["a close frame with a 1-byte payload", serverFrame(0x8, new Uint8Array([3]))],
-    ["an invalid close code", serverFrame(0x8, new Uint8Array([0x03, 0xed]))], // 1005
+    [
+      "a close frame with a 1-byte payload",
+      serverFrame(0x8, new Uint8Array([3])),
+      /close frame with a 1-byte payload/,
+    ],
+    [
+      "an invalid close code",
+      serverFrame(0x8, new Uint8Array([0x03, 0xed])), // 1005
+      /invalid close code 1005/,
+    ],
   ];
-  for (const [name, bytes] of cases) {
+  for (const [name, bytes, message] of cases) {
     await t.step(name, async () => {
       const { code, error } = await protocolFault(bytes);
       assert.equal(code, 1002);
-      assert.equal(error?.kind, "protocol");
+      assert.equal(error.kind, "protocol");
+      assert.match(error.message, message);
     });
   }
 });
@@ -638,7 +656,7 @@ Deno.test("ws_client: invalid UTF-8 closes with 1007", async (t) => {
     await t.step(name, async () => {
       const { code, error } = await protocolFault(bytes);
       assert.equal(code, 1007);
-      assert.equal(error?.kind, "invalid_utf8");
+      assert.equal(error.kind, "invalid_utf8");
     });
   }
 });
