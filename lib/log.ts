@@ -1,7 +1,6 @@
 /**
- * The agent's logger: the small part of the LogTape API the agent uses
- * (`getLogger(category).info("text {prop}", { prop })`, lazy callbacks,
- * `configure`/`reset`), without an npm dependency. Loading an npm package is
+ * The agent's logger (`getLogger(category).info("text {prop}", { prop })`, lazy
+ * callbacks, `configure`/`reset`), without an npm dependency. Loading an npm package is
  * what makes Deno start its Node compatibility layer, which costs ~5 MB of
  * resident memory in an agent meant to idle in 42 MB.
  *
@@ -29,7 +28,6 @@ export interface LogRecord {
   readonly level: LogLevel;
   /** Template text at even indexes, interpolated values at odd ones. */
   readonly message: readonly unknown[];
-  readonly rawMessage: string;
   readonly timestamp: number;
   readonly properties: Record<string, unknown>;
 }
@@ -38,7 +36,7 @@ export interface LogRecord {
 export type Sink = (record: LogRecord) => void;
 
 /** How one category is logged. */
-export interface LoggerConfig<TSinkId extends string = string, _TFilterId extends string = string> {
+export interface LoggerConfig<TSinkId extends string = string> {
   category: string | readonly string[];
   sinks?: TSinkId[];
   /** "override" stops at this logger; "inherit" (default) also feeds the parent's sinks. */
@@ -51,8 +49,6 @@ export interface LoggerConfig<TSinkId extends string = string, _TFilterId extend
 export interface LogConfig<TSinkId extends string = string> {
   sinks: Record<TSinkId, Sink>;
   loggers: LoggerConfig<TSinkId>[];
-  /** Accepted for LogTape compatibility; every call replaces the set-up. */
-  reset?: boolean;
 }
 
 interface Node {
@@ -88,7 +84,7 @@ export function compareLogLevel(a: LogLevel, b: LogLevel): number {
   return ORDER[a] - ORDER[b];
 }
 
-/** Replaces the logging set-up; rejects (keeping the old one) when a logger names an unknown sink. */
+/** Replaces the whole logging set-up; rejects (keeping the old one) when a logger names an unknown sink. */
 export function configure<TSinkId extends string>(config: LogConfig<TSinkId>): Promise<void> {
   const next = new Map<string, Node>();
   for (const l of config.loggers) {
@@ -134,13 +130,13 @@ function keyOf(category: string | readonly string[]): string {
   return typeof category === "string" ? category : category.join(".");
 }
 
-/** The configured loggers a category's records pass through, nearest first. */
+/** The configured loggers with sinks that a category's records pass through, nearest first. */
 function route(category: readonly string[]): Node[] {
   const out: Node[] = [];
   for (let n = category.length; n >= 0; n--) {
     const node = nodes.get(category.slice(0, n).join("."));
     if (!node) continue;
-    out.push(node);
+    if (node.sinks.length > 0) out.push(node);
     if (!node.inherit) break;
   }
   return out;
@@ -149,6 +145,8 @@ function route(category: readonly string[]): Node[] {
 class CategoryLogger implements Logger {
   readonly category: readonly string[];
   #route: Node[] = [];
+  /** The lowest level any node of `#route` accepts, so a disabled call costs one comparison. */
+  #lowest = Infinity;
   #generation = -1;
 
   constructor(category: readonly string[]) {
@@ -176,34 +174,28 @@ class CategoryLogger implements Logger {
   }
 
   isEnabledFor(level: LogLevel): boolean {
-    const order = ORDER[level];
-    return this.#nodes().some((n) => n.sinks.length > 0 && order >= n.lowest);
-  }
-
-  #nodes(): Node[] {
     if (this.#generation !== generation) {
       this.#route = route(this.category);
+      this.#lowest = Math.min(...this.#route.map((n) => n.lowest));
       this.#generation = generation;
     }
-    return this.#route;
+    return ORDER[level] >= this.#lowest;
   }
 
   #log(level: LogLevel, message: Message, properties: Record<string, unknown> = {}): void {
+    if (!this.isEnabledFor(level)) return; // Nothing is built for a record nobody wants.
     const order = ORDER[level];
-    const targets = this.#nodes().filter((n) => order >= n.lowest && n.sinks.length > 0);
-    if (targets.length === 0) return; // Nothing is built for a record nobody wants.
-    const [parts, raw] = typeof message === "function"
-      ? lazyMessage(message)
-      : [interpolate(message, properties), message];
     const record: LogRecord = {
       category: this.category,
       level,
-      message: parts,
-      rawMessage: raw,
+      message: typeof message === "function"
+        ? lazyMessage(message)
+        : interpolate(message, properties),
       timestamp: Date.now(),
       properties,
     };
-    for (const node of targets) {
+    for (const node of this.#route) {
+      if (order < node.lowest) continue;
       for (const sink of node.sinks) {
         try {
           sink(record);
@@ -215,8 +207,8 @@ class CategoryLogger implements Logger {
   }
 }
 
-function lazyMessage(build: (tag: MessageTag) => unknown[]): [unknown[], string] {
-  const parts = build((strings, ...values) => {
+function lazyMessage(build: (tag: MessageTag) => unknown[]): unknown[] {
+  return build((strings, ...values) => {
     const out: unknown[] = [];
     strings.forEach((s, i) => {
       out.push(s);
@@ -224,7 +216,6 @@ function lazyMessage(build: (tag: MessageTag) => unknown[]): [unknown[], string]
     });
     return out;
   });
-  return [parts, parts.filter((_, i) => i % 2 === 0).join("")];
 }
 
 /** Splits "text {name} text" into text and values; `{{` and `}}` are literal braces. */

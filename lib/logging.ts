@@ -16,7 +16,7 @@ import {
   configure,
   getLogger,
   type LoggerConfig,
-  type LogLevel as TapeLevel,
+  type LogLevel as Severity,
   type LogRecord,
   reset,
   type Sink,
@@ -61,9 +61,8 @@ const EXTRA_STDERR = "(stderr)";
 
 const log = getLogger(["dcm", "agent", "logging"]);
 
-/** Disposes the file sinks of the active configuration. */
-let activeFiles: AsyncDisposable[] = [];
-let wireEnabled = false;
+/** The file sinks of the active configuration, closed when it is replaced. */
+let activeFiles: Disposable[] = [];
 
 /** Applies a logging.yaml (`null`: INFO and above to stderr); call again on SIGHUP; throws {@linkcode ConfigError}, keeping the old setup, for an unusable file. */
 export async function configureLogging(
@@ -73,14 +72,15 @@ export async function configureLogging(
   const warnings: string[] = [];
   const doc = file === null ? defaultConfig() : await readConfig(file);
   const where = file ?? "default logging";
-  const files: AsyncDisposable[] = [];
+  const files: Disposable[] = [];
   try {
     checkTopLevel(doc, where, warnings);
+    const filters = knownFilters(doc, where, warnings);
     const handlers = buildHandlers(doc, {
       where,
       baseDir: file === null ? Deno.cwd() : dirname(resolve(file)),
       managerSink: options.managerSink,
-      filters: knownFilters(doc, where, warnings),
+      filters,
       files,
       warnings,
     });
@@ -91,39 +91,25 @@ export async function configureLogging(
         consoleOnly: false,
       });
     }
-    const loggers = buildLoggers(doc, handlers, {
-      where,
-      filters: knownFilterNames(doc),
-      warnings,
-    });
-    const plan = planCategories(loggers, handlers);
+    const loggers = buildLoggers(doc, handlers, { where, filters, warnings });
     const sinks: Record<string, Sink> = {};
     for (const [name, { sink, level }] of handlers) if (sink) sinks[name] = withLevel(sink, level);
-    await configure({ sinks, loggers: plan.configs, reset: true });
-    wireEnabled = plan.wireEnabled;
+    await configure({ sinks, loggers: planCategories(loggers, handlers) });
   } catch (err) {
-    await disposeAll(files);
+    disposeAll(files);
     throw err;
   }
   // The new sinks are live before the old files close, so no record is lost.
-  const old = activeFiles;
+  disposeAll(activeFiles);
   activeFiles = files;
-  await disposeAll(old);
   for (const warning of warnings) log.warn("{warning}", { warning });
 }
 
-/** Whether wire DEBUG records are written anywhere (same as `getLogger(WIRE_CATEGORY).isEnabledFor("debug")`); skip building frame text otherwise. */
-export function isWireLogEnabled(): boolean {
-  return wireEnabled;
-}
-
-/** Flushes and closes every log sink; later records are dropped until {@linkcode configureLogging} runs again. */
+/** Closes every log sink; later records are dropped until {@linkcode configureLogging} runs again. */
 export async function shutdownLogging(): Promise<void> {
   await reset();
-  wireEnabled = false;
-  const old = activeFiles;
+  disposeAll(activeFiles);
   activeFiles = [];
-  await disposeAll(old);
 }
 
 // ---------------------------------------------------------------------------
@@ -299,7 +285,7 @@ function warnUnknownKeys(
 // ---------------------------------------------------------------------------
 // Levels
 
-const LEVEL_NAMES: Record<string, TapeLevel> = {
+const LEVEL_NAMES: Record<string, Severity> = {
   NOTSET: "trace",
   TRACE: "trace",
   DEBUG: "debug",
@@ -310,7 +296,7 @@ const LEVEL_NAMES: Record<string, TapeLevel> = {
   CRITICAL: "fatal",
   FATAL: "fatal",
 };
-const PYTHON_NAMES: Record<TapeLevel, LogLevel> = {
+const PYTHON_NAMES: Record<Severity, LogLevel> = {
   trace: "DEBUG",
   debug: "DEBUG",
   info: "INFO",
@@ -318,7 +304,7 @@ const PYTHON_NAMES: Record<TapeLevel, LogLevel> = {
   error: "ERROR",
   fatal: "CRITICAL",
 };
-const PYTHON_NUMBERS: Record<TapeLevel, number> = {
+const PYTHON_NUMBERS: Record<Severity, number> = {
   trace: 5,
   debug: 10,
   info: 20,
@@ -328,10 +314,10 @@ const PYTHON_NUMBERS: Record<TapeLevel, number> = {
 };
 
 /** A level from the file; `undefined` when not set. Bad values fall back to INFO with a warning. */
-function parseLevel(value: unknown, what: string, warnings: string[]): TapeLevel | undefined {
+function parseLevel(value: unknown, what: string, warnings: string[]): Severity | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value === "number") {
-    const found = (Object.keys(PYTHON_NUMBERS) as TapeLevel[]).find((l) =>
+    const found = (Object.keys(PYTHON_NUMBERS) as Severity[]).find((l) =>
       PYTHON_NUMBERS[l] >= value
     );
     return value <= 0 ? "trace" : found ?? "fatal";
@@ -350,7 +336,7 @@ function parseLevel(value: unknown, what: string, warnings: string[]): TapeLevel
   return "info";
 }
 
-function maxLevel(a: TapeLevel, b: TapeLevel): TapeLevel {
+function maxLevel(a: Severity, b: Severity): Severity {
   return compareLogLevel(a, b) >= 0 ? a : b;
 }
 
@@ -472,7 +458,7 @@ function buildFormatters(doc: Doc, where: string, warnings: string[]): Map<strin
 
 interface Handler {
   /** Records below it are dropped (applied when the sinks are installed). */
-  level: TapeLevel;
+  level: Severity;
   /** `null`: the handler writes nothing (NullHandler, unsupported class, no manager). */
   sink: Sink | null;
   /** The manager sink: only console-category loggers route to it. */
@@ -486,7 +472,7 @@ interface HandlerContext {
   /** Names of the filters the file defines. */
   filters: Set<string>;
   /** Collects opened file sinks so that they can be closed. */
-  files: AsyncDisposable[];
+  files: Disposable[];
   warnings: string[];
 }
 
@@ -678,16 +664,17 @@ function streamSink(stream: typeof Deno.stderr, format: Formatter): Sink {
   };
 }
 
-function withLevel(sink: Sink, level: TapeLevel): Sink {
+function withLevel(sink: Sink, level: Severity): Sink {
   if (level === "trace") return sink;
   return (record) => {
     if (compareLogLevel(record.level, level) >= 0) sink(record);
   };
 }
 
-/** Filters defined in the file, warning about all but the original's request filter. */
+/** Names of the filters defined in the file, warning about all but the original's request filter. */
 function knownFilters(doc: Doc, where: string, warnings: string[]): Set<string> {
-  for (const [name, spec] of Object.entries(section(doc, "filters", where, warnings))) {
+  const filters = section(doc, "filters", where, warnings);
+  for (const [name, spec] of Object.entries(filters)) {
     const cls = isMap(spec) ? String(spec["()"] ?? spec.class ?? spec.name ?? "") : "";
     // The agent always adds the request id itself, so the original's RequestFilter is a no-op.
     if (!/RequestFilter$/.test(cls)) {
@@ -696,11 +683,7 @@ function knownFilters(doc: Doc, where: string, warnings: string[]): Set<string> 
       );
     }
   }
-  return knownFilterNames(doc);
-}
-
-function knownFilterNames(doc: Doc): Set<string> {
-  return new Set(isMap(doc.filters) ? Object.keys(doc.filters) : []);
+  return new Set(Object.keys(filters));
 }
 
 function checkFilterRefs(
@@ -717,15 +700,21 @@ function checkFilterRefs(
   }
 }
 
-async function disposeAll(sinks: AsyncDisposable[]): Promise<void> {
-  await Promise.allSettled(sinks.map((s) => s[Symbol.asyncDispose]()));
+function disposeAll(files: Disposable[]): void {
+  for (const file of files) {
+    try {
+      file[Symbol.dispose]();
+    } catch {
+      // One file that fails to close must not keep the others open.
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
 // Loggers
 
 interface PyLogger {
-  level: TapeLevel | undefined;
+  level: Severity | undefined;
   handlers: string[];
   propagate: boolean;
 }
@@ -786,11 +775,6 @@ function ancestry(name: string): string[] {
   return chain;
 }
 
-interface CategoryPlan {
-  configs: LoggerConfig<string, string>[];
-  wireEnabled: boolean;
-}
-
 /**
  * Resolves each configured logger (plus the root, console and wire categories)
  * to Python's effective level and handler set. Each becomes a logger that
@@ -800,13 +784,12 @@ interface CategoryPlan {
 function planCategories(
   loggers: Map<string, PyLogger>,
   handlers: Map<string, Handler>,
-): CategoryPlan {
+): LoggerConfig[] {
   const names = new Set([...loggers.keys(), CONSOLE_NAME, WIRE_NAME]);
-  const configs: LoggerConfig<string, string>[] = [];
-  let wireEnabled = false;
+  const configs: LoggerConfig[] = [];
   for (const name of names) {
     const chain = ancestry(name);
-    let level: TapeLevel = "warning";
+    let level: Severity = "warning";
     for (const n of chain) {
       const found = loggers.get(n)?.level;
       if (found) {
@@ -828,22 +811,18 @@ function planCategories(
       return handler.sink !== null && (isConsole || !handler.consoleOnly);
     });
     // Raising the logger to its most permissive handler drops nothing that would be
-    // written, and lets `isEnabledFor` and the wire check skip work cheaply.
-    let lowest: TapeLevel | null = null;
+    // written, and lets `isEnabledFor` (the wire log's check) skip work cheaply.
+    let lowest: Severity | null = null;
     for (const h of sinks) {
       const handlerLevel = handlers.get(h)!.level;
       if (lowest === null || compareLogLevel(handlerLevel, lowest) < 0) lowest = handlerLevel;
-    }
-    const lowestLevel = lowest === null ? null : maxLevel(level, lowest);
-    if (name === WIRE_NAME) {
-      wireEnabled = lowestLevel !== null && compareLogLevel(lowestLevel, "debug") <= 0;
     }
     configs.push({
       category: name === "" ? [] : name.split("."),
       sinks,
       parentSinks: "override",
-      lowestLevel,
+      lowestLevel: lowest === null ? null : maxLevel(level, lowest),
     });
   }
-  return { configs, wireEnabled };
+  return configs;
 }

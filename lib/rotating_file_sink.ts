@@ -1,10 +1,11 @@
 /**
  * A log sink (lib/log.ts) that appends formatted records to a file with Python
  * `RotatingFileHandler` semantics, using Deno's synchronous file API only: `node:fs`
- * and `@logtape/file` cost about 10 MB of idle memory, and synchronous writes mean a
- * record is in the file (the page cache) as soon as the log call returns, so nothing
- * is lost when the sink is disposed or the process exits.
+ * costs about 10 MB of idle memory, and synchronous writes mean a record is in the
+ * file (the page cache) as soon as the log call returns, so nothing is lost when the
+ * sink is disposed or the process exits.
  */
+import { dirname } from "node:path";
 import type { LogRecord, Sink } from "./log.ts";
 
 /** Options for {@linkcode createRotatingFileSink}. */
@@ -19,8 +20,8 @@ export interface RotatingFileSinkOptions {
   owner?: { uid: number; gid: number };
 }
 
-/** A sink that also closes its file when disposed. */
-export type RotatingFileSink = Sink & Disposable & AsyncDisposable;
+/** A sink that also closes its file when disposed; later records are dropped. */
+export type RotatingFileSink = Sink & Disposable;
 
 /** Opens (creating it and its directory if needed) a log file and returns a sink appending to it; throws if the file cannot be opened. */
 export function createRotatingFileSink(
@@ -32,8 +33,7 @@ export function createRotatingFileSink(
   const backupCount = options.backupCount ?? 0;
   const rotates = maxBytes > 0 && backupCount > 0;
   const encoder = new TextEncoder();
-  const directory = path.slice(0, path.lastIndexOf("/"));
-  if (directory !== "") Deno.mkdirSync(directory, { recursive: true });
+  Deno.mkdirSync(dirname(path), { recursive: true });
   let file: Deno.FsFile | null = openAppend(path);
   // Tracked in memory rather than by an fstat per record; the file is ours alone.
   let size = file.statSync().size;
@@ -56,11 +56,6 @@ export function createRotatingFileSink(
     return fresh;
   }
 
-  function close(): void {
-    file?.close();
-    file = null;
-  }
-
   const sink = (record: LogRecord): void => {
     if (file === null) return;
     const bytes = encoder.encode(formatter(record));
@@ -71,10 +66,9 @@ export function createRotatingFileSink(
     size += bytes.length;
   };
   return Object.assign(sink, {
-    [Symbol.dispose]: close,
-    [Symbol.asyncDispose]: (): Promise<void> => {
-      close();
-      return Promise.resolve();
+    [Symbol.dispose]: (): void => {
+      file?.close();
+      file = null;
     },
   });
 }

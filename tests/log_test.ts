@@ -35,7 +35,7 @@ Deno.test("log: a record goes to the nearest configured category, filtered by it
     getLogger(["other"]).error("kept");
     assert.deepEqual(agent.records.map((r) => r.message), [["hello ", "manager", ""]]);
     assert.deepEqual(agent.records[0].category, ["dcm", "agent", "connection"]);
-    assert.equal(agent.records[0].rawMessage, "hello {who}");
+    assert.deepEqual(agent.records[0].properties, { who: "manager" });
     assert.deepEqual(root.records.map((r) => r.message), [["kept"]], "override stops at dcm.agent");
   } finally {
     await reset();
@@ -49,19 +49,44 @@ Deno.test("log: inherit also feeds the parent's sinks; a null level logs nothing
     sinks: { root: root.sink, child: child.sink },
     loggers: [
       { category: [], sinks: ["root"], lowestLevel: "info" },
-      { category: ["a"], sinks: ["child"], lowestLevel: "info" },
+      { category: ["a"], sinks: ["child"], lowestLevel: "debug" },
       { category: ["a", "quiet"], sinks: ["child"], parentSinks: "override", lowestLevel: null },
     ],
   });
   try {
     getLogger("a.b").warn("both");
+    getLogger("a.b").debug("child only, below root's level");
     getLogger(["a", "quiet"]).fatal("nobody");
-    assert.equal(child.records.length, 1);
-    assert.equal(root.records.length, 1);
-    assert.equal(child.records[0].level, "warning");
+    assert.deepEqual(child.records.map((r) => r.level), ["warning", "debug"]);
+    assert.deepEqual(root.records.map((r) => r.level), ["warning"]);
     assert.equal(getLogger(["a", "quiet"]).isEnabledFor("fatal"), false);
-    assert.equal(getLogger("a.b").isEnabledFor("debug"), false);
+    assert.equal(getLogger("a.b").isEnabledFor("trace"), false);
+    assert.equal(getLogger("a.b").isEnabledFor("debug"), true);
+    assert.equal(getLogger("other").isEnabledFor("debug"), false);
+    assert.equal(getLogger("other").isEnabledFor("info"), true);
+  } finally {
+    await reset();
+  }
+});
+
+Deno.test("log: a logger without sinks passes records on, or stops them with override", async () => {
+  const root = capture();
+  await configure({
+    sinks: { root: root.sink },
+    loggers: [
+      { category: [], sinks: ["root"], lowestLevel: "info" },
+      { category: ["a"], lowestLevel: "debug" },
+      { category: ["a", "stop"], parentSinks: "override" },
+    ],
+  });
+  try {
+    getLogger("a.b").info("reaches root");
+    getLogger("a.b").debug("below root's level");
+    getLogger("a.stop.c").error("stopped");
+    assert.deepEqual(root.records.map((r) => r.message), [["reaches root"]]);
     assert.equal(getLogger("a.b").isEnabledFor("info"), true);
+    assert.equal(getLogger("a.b").isEnabledFor("debug"), false);
+    assert.equal(getLogger("a.stop.c").isEnabledFor("fatal"), false);
   } finally {
     await reset();
   }
@@ -108,8 +133,18 @@ Deno.test("log: a throwing sink never breaks the caller; reset silences everythi
   getLogger("any").fatal("nobody listens");
   assert.equal(out.records.length, 1);
   assert.ok(compareLogLevel("debug", "info") < 0 && compareLogLevel("fatal", "error") > 0);
-  await assert.rejects(
-    configure({ sinks: {} as Record<string, Sink>, loggers: [{ category: "x", sinks: ["nope"] }] }),
-    /unknown sink 'nope'/,
-  );
+  await configure({ sinks: { good: out.sink }, loggers: [{ category: [], sinks: ["good"] }] });
+  try {
+    await assert.rejects(
+      configure({
+        sinks: {} as Record<string, Sink>,
+        loggers: [{ category: [], sinks: [] }, { category: "x", sinks: ["nope"] }],
+      }),
+      /unknown sink 'nope'/,
+    );
+    getLogger("any").info("the old set-up is kept");
+    assert.equal(out.records.length, 2);
+  } finally {
+    await reset();
+  }
 });

@@ -1,5 +1,6 @@
 /** Tests for lib/rotating_file_sink.ts: Python RotatingFileHandler rotation, directory creation, no loss at dispose. */
 import assert from "node:assert/strict";
+import { readTextIfPresent as read } from "../lib/fs_stat.ts";
 import type { LogRecord } from "../lib/log.ts";
 import { createRotatingFileSink } from "../lib/rotating_file_sink.ts";
 
@@ -11,18 +12,9 @@ function record(text: string): LogRecord {
     category: ["test"],
     level: "info",
     message: [text],
-    rawMessage: text,
     properties: {},
     timestamp: Date.now(),
   };
-}
-
-function read(path: string): string | null {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return null;
-  }
 }
 
 const line = (record: LogRecord) => `${record.message[0]}\n`;
@@ -36,7 +28,7 @@ Deno.test("rotates name to name.1 … name.N, newest first, keeping backupCount 
   assert.equal(read(path), "r:8\n");
   assert.equal(read(`${path}.1`), "r:6\nr:7\n");
   assert.equal(read(`${path}.2`), "r:4\nr:5\n");
-  assert.equal(read(`${path}.3`), null, "no more than backupCount backups");
+  assert.equal(read(`${path}.3`), undefined, "no more than backupCount backups");
 });
 
 Deno.test("counts the bytes already in the file when it is reopened", () => {
@@ -56,7 +48,7 @@ Deno.test("a zero maxBytes or backupCount never rotates, as in Python", () => {
     for (let i = 0; i < 5; i++) sink(record(`r:${i}`));
     sink[Symbol.dispose]();
     assert.equal(read(path), "r:0\nr:1\nr:2\nr:3\nr:4\n");
-    assert.equal(read(`${path}.1`), null);
+    assert.equal(read(`${path}.1`), undefined);
   }
 });
 
@@ -70,7 +62,7 @@ Deno.test("a record longer than maxBytes is written whole to a fresh file", () =
   assert.equal(read(path), "another long one\n");
 });
 
-Deno.test("creates missing directories and loses nothing at async dispose", async () => {
+Deno.test("creates missing directories and loses nothing at dispose", () => {
   const path = `${Deno.makeTempDirSync({ dir: TMP })}/deep/er/agent.log`;
   const sink = createRotatingFileSink(path, { formatter: line });
   const expected: string[] = [];
@@ -78,7 +70,7 @@ Deno.test("creates missing directories and loses nothing at async dispose", asyn
     sink(record(`record ${i}`));
     expected.push(`record ${i}\n`);
   }
-  await sink[Symbol.asyncDispose]();
+  sink[Symbol.dispose]();
   sink(record("after dispose"));
   assert.equal(read(path), expected.join(""), "every record, in order, and none after dispose");
 });
