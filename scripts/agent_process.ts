@@ -3,7 +3,7 @@
  * demo and the bench) with a throw-away base directory and agent.conf, and
  * makes sure it never outlives its caller.
  */
-import { AGENT_V8_FLAGS } from "../lib/runtime_flags.ts";
+import { AGENT_RUNTIME_FLAGS } from "../lib/runtime_flags.ts";
 
 /** The agent process ended while a caller was waiting for something. */
 export class AgentExitedError extends Error {}
@@ -20,6 +20,11 @@ export interface AgentProcessOptions {
   entry?: string;
   /** Extra environment variables for the agent. */
   env?: Record<string, string>;
+  /**
+   * Ignore the checkout's deno.json and lockfile, as the compiled binary does
+   * (default false for .ts entries; a .js bundle always runs without them).
+   */
+  noConfig?: boolean;
 }
 
 /** The repository root (this file lives in <root>/scripts/). */
@@ -159,8 +164,12 @@ export class AgentProcess {
         throw new Error(`the agent entry point ${entryPath} does not exist`);
       }
       // A bundle must not pick up deno.json or reach for the network, as in production.
-      const flags = entry.endsWith(".js") ? ["--no-config", "--cached-only"] : [];
-      const args = ["run", "-A", AGENT_V8_FLAGS, ...flags, entry, "run", "-c", confFile];
+      const flags = entry.endsWith(".js")
+        ? ["--no-config", "--cached-only"]
+        : options.noConfig
+        ? ["--no-config"]
+        : [];
+      const args = ["run", "-A", ...AGENT_RUNTIME_FLAGS, ...flags, entry, "run", "-c", confFile];
       const spawnedAt = performance.now();
       const child = new Deno.Command(Deno.execPath(), {
         args,

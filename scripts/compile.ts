@@ -12,7 +12,7 @@
  */
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { AGENT_V8_FLAGS } from "../lib/runtime_flags.ts";
+import { AGENT_RUNTIME_FLAGS } from "../lib/runtime_flags.ts";
 import { isFile } from "../lib/fs_stat.ts";
 
 /** Exit code when no runtime base is available. */
@@ -101,7 +101,7 @@ async function compile(entry: string, output: string): Promise<string> {
   const temp = join(dirname(output), `.${basename(output)}.${Deno.pid}.tmp`);
   try {
     const built = await new Deno.Command(Deno.execPath(), {
-      args: ["compile", "-A", AGENT_V8_FLAGS, "--output", temp, entry],
+      args: ["compile", "-A", ...AGENT_RUNTIME_FLAGS, "--output", temp, entry],
       cwd: REPO_ROOT,
       stdin: "null",
       stdout: "piped",

@@ -453,7 +453,7 @@ Deno.test("AgentProcess writes agent.conf, captures output, stops gracefully and
   try {
     assert.match(
       first.commandLine,
-      /run -A --v8-flags=\S+ --no-config --cached-only .*fake_agent\.js run -c /,
+      /run -A --v8-flags=\S+ --no-code-cache --no-config --cached-only .*fake_agent\.js run -c /,
     );
     await waitFor(() => first.output().includes("ready"), "the fake agent to start");
     const conf = await Deno.readTextFile(first.confFile);

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { writeFileAtomic } from "../atomic_file.ts";
 import unitTemplate from "../../config/dcm-agent.service" with { type: "text" };
 import initTemplate from "../../config/dcm-agent.init" with { type: "text" };
-import { AGENT_V8_FLAGS } from "../runtime_flags.ts";
+import { AGENT_RUNTIME_FLAGS } from "../runtime_flags.ts";
 import { pathExists } from "../fs_stat.ts";
 
 /** The init systems configure can register with. */
@@ -51,7 +51,7 @@ export interface BootResult {
 export function agentProgram(): string[] {
   const exec = Deno.execPath();
   if (basename(exec) === "deno" && Deno.mainModule.startsWith("file:")) {
-    return [exec, "run", "-A", AGENT_V8_FLAGS, fileURLToPath(Deno.mainModule)];
+    return [exec, "run", "-A", ...AGENT_RUNTIME_FLAGS, fileURLToPath(Deno.mainModule)];
   }
   return [exec];
 }
