@@ -11,7 +11,6 @@
  */
 import { runAgent } from "./lib/agent.ts";
 import { ConfigError, loadConfig } from "./lib/config.ts";
-import { printStatus } from "./lib/status.ts";
 import { VERSION } from "./lib/version.ts";
 
 const USAGE = `Usage: dcm-agent [run] [-c FILE]
@@ -76,6 +75,7 @@ export async function main(args: string[]): Promise<number> {
         );
         return 0;
       }
+      const { printStatus } = await import("./lib/status.ts");
       return printStatus(config, { line: (t) => console.log(t), color: Deno.stdout.isTerminal() });
     } catch (err) {
       if (err instanceof ConfigError) {

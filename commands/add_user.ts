@@ -1,6 +1,5 @@
 /** `add_user`: creates or updates a login user with an SSH key and optional sudo rights (spec 2.4). */
 import { defineCommand } from "../lib/command.ts";
-import { accountsFor, describeFailure } from "../lib/os/accounts.ts";
 import { makeReply } from "../lib/protocol.ts";
 
 export default defineCommand({
@@ -26,6 +25,7 @@ export default defineCommand({
     if (args.userId === null) {
       return makeReply(1, { error_message: "userId is null; give the name of the user to add" });
     }
+    const { accountsFor, describeFailure } = await import("../lib/os/accounts.ts");
     try {
       const done = await accountsFor(ctx).addUser({
         userName: args.userId,

@@ -2,13 +2,6 @@
 import { METADATA_REQUEST_HEADERS } from "../lib/cloud_metadata.ts";
 import { defineCommand } from "../lib/command.ts";
 import { makeReply, type ReplyPayload } from "../lib/protocol.ts";
-import {
-  makeTempFile,
-  removeFile,
-  runScriptFile,
-  sha256Hex,
-  verifyChecksum,
-} from "../lib/script_env.ts";
 
 /** Largest script downloaded; a bigger body is refused rather than filling the disk. */
 const MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024;
@@ -46,6 +39,9 @@ export default defineCommand({
     } catch {
       throw new Error(`the URL ${JSON.stringify(args.url)} is not valid; send an absolute URL`);
     }
+    const { makeTempFile, removeFile, runScriptFile, verifyChecksum } = await import(
+      "../lib/script_env.ts"
+    );
     const runOptions = {
       inpython: args.inpython,
       runUnderSudo: args.runUnderSudo,
@@ -147,6 +143,7 @@ async function download(
       await writeAll(out, chunk);
     }
     // Hashed from the file (Web Crypto has no streaming digest; node:crypto costs memory).
+    const { sha256Hex } = await import("../lib/script_env.ts");
     return await sha256Hex(await Deno.readFile(file));
   } catch (err) {
     if (options.signal.aborted) {

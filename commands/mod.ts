@@ -1,6 +1,10 @@
 /**
  * The built-in commands, in the order the original agent's plugin.conf lists
  * them (spec 4.1). This is the list advertised when no plugin.conf is set.
+ *
+ * Command modules declare their arguments here at start-up but import the code
+ * that changes the system (accounts, hostname, scripts) on first use, so an idle
+ * agent does not hold code it may never run.
  */
 import type { CommandModule } from "../lib/command.ts";
 import addUser from "./add_user.ts";

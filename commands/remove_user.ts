@@ -1,6 +1,5 @@
 /** `remove_user`: removes a login user, its home, mail spool and sudo rights (spec 2.5). */
 import { defineCommand } from "../lib/command.ts";
-import { accountsFor } from "../lib/os/accounts.ts";
 import { makeReply } from "../lib/protocol.ts";
 
 export default defineCommand({
@@ -13,6 +12,7 @@ export default defineCommand({
     if (args.userId === null) {
       throw new Error("userId is null; give the name of the user to remove");
     }
+    const { accountsFor } = await import("../lib/os/accounts.ts");
     // A failure throws: the original raised here, so the reply is return_code 1 with the
     // percent-encoded text (spec 2.0).
     const done = await accountsFor(ctx).removeUser(args.userId, {

@@ -1,6 +1,5 @@
 /** `rename`: sets the hostname, /etc/hostname and the primary address's /etc/hosts line (spec 2.6). */
 import { defineCommand } from "../lib/command.ts";
-import { describeHostFailure, hostIdentityFor, sanitizeHostname } from "../lib/os/host_identity.ts";
 import { makeReply } from "../lib/protocol.ts";
 
 export default defineCommand({
@@ -15,6 +14,9 @@ export default defineCommand({
     },
   },
   async run(args, ctx) {
+    const { describeHostFailure, hostIdentityFor, sanitizeHostname } = await import(
+      "../lib/os/host_identity.ts"
+    );
     try {
       // Validate before anything else runs, including the metadata lookup.
       const name = sanitizeHostname(args.serverName ?? "");

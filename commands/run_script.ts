@@ -1,12 +1,5 @@
 /** `run_script`: runs a script sent inline as base64, after a SHA-256 check (spec 2.14). */
 import { defineCommand } from "../lib/command.ts";
-import {
-  makeTempFile,
-  removeFile,
-  runScriptFile,
-  sha256Hex,
-  verifyChecksum,
-} from "../lib/script_env.ts";
 
 /** Largest decompressed script accepted; protects the agent against zip bombs. */
 const MAX_SCRIPT_BYTES = 64 * 1024 * 1024;
@@ -40,6 +33,9 @@ export default defineCommand({
     if (args.checksum === null) {
       throw new Error("argument 'checksum' is null; send the SHA-256 hex digest of the script");
     }
+    const { makeTempFile, removeFile, runScriptFile, sha256Hex, verifyChecksum } = await import(
+      "../lib/script_env.ts"
+    );
     const script = await decompress(args.b64script, args.compression);
     verifyChecksum(args.checksum, await sha256Hex(script));
     const file = await makeTempFile(ctx.config, "dcm-run-script-");
