@@ -11,6 +11,7 @@
  * Progress goes to stderr; stdout carries only the JSON object.
  */
 import { parseArgs } from "node:util";
+import { AGENT_RUNTIME_FLAGS } from "../lib/runtime_flags.ts";
 import { AgentProcess, killAllAgents } from "./agent_process.ts";
 import { DevManager } from "./dev_manager.ts";
 
@@ -288,7 +289,36 @@ async function runConcurrent(
   return performance.now() - t;
 }
 
+/** Peak RSS of an empty Deno program run like the agent: the floor the agent's figure sits on. */
+async function measureEmptyProgram(): Promise<Rss> {
+  const dir = await Deno.makeTempDir({ prefix: "dcm-agent-bench-" });
+  const file = `${dir}/empty.js`;
+  await Deno.writeTextFile(file, "setTimeout(() => {}, 60_000);\n");
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...AGENT_RUNTIME_FLAGS, "--no-config", file],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await delay(SETTLE_MS);
+    let peak: Rss = { kb: 0, anonKb: 0, fileKb: 0 };
+    for (let i = 0; i < 5; i++) {
+      const rss = await readRss(child.pid);
+      if (rss.kb > peak.kb) peak = rss;
+      await delay(500);
+    }
+    return peak;
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
+  progress("an empty Deno program, for comparison");
+  const empty = await measureEmptyProgram();
   progress(`start-up: ${options.runs} runs`);
   const startups = await measureStartup(options);
 
@@ -329,6 +359,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
         // Anonymous memory is the agent's own heap; file-backed is the Deno binary's code it has touched.
         idle_rss_anon_mb: round(idle.peak.anonKb / 1024, 1),
         idle_rss_file_mb: round(idle.peak.fileKb / 1024, 1),
+        empty_deno_program_rss_mb: round(empty.kb / 1024, 1),
         heartbeats: options.heartbeats,
         throughput_requests: options.requests,
         throughput_in_flight: options.inFlight,
