@@ -154,8 +154,9 @@ export class Connection {
       // A new target owes nothing to the old one's failures.
       this.#backoff.activity();
       this.#schedule();
-    } else if (this.#attempt?.heartbeatTimer !== undefined) {
-      this.#startHeartbeat(this.#attempt);
+    } else {
+      this.#attempt?.ws?.setMaxPayload(after.max_message_size);
+      if (this.#attempt?.heartbeatTimer !== undefined) this.#startHeartbeat(this.#attempt);
     }
   }
 
@@ -241,6 +242,8 @@ export class Connection {
       onClose: (code, reason) => this.#end(attempt, closeText(code, reason), false),
     }).then((ws) => {
       attempt.ws = ws;
+      // A SIGHUP during the upgrade may have changed the limit.
+      ws.setMaxPayload(this.#config.connection.max_message_size);
       // Abandoned while the upgrade finished: close what just opened.
       if (attempt.ended) closeSocket(attempt);
       else this.#onSocketOpen(attempt, ws, handshake);

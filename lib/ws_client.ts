@@ -122,6 +122,8 @@ export interface WsClient {
   close(code?: number, reason?: string): Promise<void>;
   /** Closes the TCP connection at once (onClose reports 1006). */
   terminate(): void;
+  /** Changes the largest message accepted from now on (a SIGHUP may change the setting). */
+  setMaxPayload(bytes: number): void;
 }
 
 /** The byte stream a websocket runs over: a Deno connection or the node:tls adapter. */
@@ -470,6 +472,10 @@ class Client implements WsClient {
 
   terminate(): void {
     this.#finish();
+  }
+
+  setMaxPayload(bytes: number): void {
+    this.#options = { ...this.#options, maxPayload: bytes };
   }
 
   #assertOpen(action: string): void {

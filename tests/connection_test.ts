@@ -532,6 +532,22 @@ Deno.test("connection: updateConfig keeps the session for timing changes and mov
   await cleanup(agent, first, second);
 });
 
+Deno.test("connection: updateConfig applies a new max_message_size to the open session", async () => {
+  const manager = startManager({
+    onOpen: (conn) => afterHandshake(conn, () => reply(conn, ACCEPT)),
+  });
+  const agent = startAgent(config(manager.url));
+  await waitFor(() => agent.connection.isOpen());
+  const big = JSON.stringify({ type: "ACK", request_id: "r1", pad: "x".repeat(4096) });
+  reply(manager.conns[0], big);
+  await waitFor(() => agent.messages.length === 1);
+  agent.connection.updateConfig(config(manager.url, { max_message_size: "2048" }));
+  reply(manager.conns[0], big);
+  assert.equal(await withTimeout(manager.conns[0].closed, 2000), 1009);
+  assert.equal(agent.messages.length, 1);
+  await cleanup(agent, manager);
+});
+
 Deno.test("connection: the wire log shows frames both ways and never the token", async () => {
   const manager = startManager({
     onOpen: (conn) =>

@@ -558,6 +558,28 @@ Deno.test("ws_client: a message above maxPayload is refused with 1009 before its
   assert.equal(events.close?.code, 1009);
 });
 
+Deno.test("ws_client: setMaxPayload applies to the messages that follow", async () => {
+  const { promise: lowered, resolve: lower } = Promise.withResolvers<void>();
+  let code: number | undefined;
+  const server = startRawServer(async (peer) => {
+    await peer.write(serverFrame(0x1, "a".repeat(2048)));
+    await lowered;
+    await peer.write(serverFrame(0x1, "b".repeat(512)));
+    await peer.write(serverFrame(0x1, "c".repeat(2048)));
+    code = await closeFrom(peer);
+  });
+  const { client, events } = await connect(server.url, { maxPayload: 1 << 20 });
+  await waitFor(() => events.messages.length === 1);
+  client.setMaxPayload(1024);
+  lower();
+  await client.closed;
+  await server.done;
+  assert.deepEqual(events.messages.map((m) => m[0] + m.length), ["a2048", "b512"]);
+  assert.equal(code, 1009);
+  assert.equal(events.errors[0]?.kind, "too_large");
+  assert.match(events.errors[0].message, /the limit is 1024/);
+});
+
 Deno.test("ws_client: fragments adding up to more than maxPayload are refused without buffering the rest", async () => {
   let code: number | undefined;
   let sent = 0;
