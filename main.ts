@@ -64,8 +64,8 @@ export async function main(args: string[]): Promise<number> {
     }
     // Other options (-v…) are tolerated, as the original's parse_known_args did.
   }
-  if (words.includes("status") || words.includes("--report")) {
-    try {
+  try {
+    if (words.includes("status") || words.includes("--report")) {
       const config = loadConfig({ file: configFile });
       if (words.includes("--report")) {
         const { buildReport } = await import("./lib/report.ts");
@@ -77,20 +77,21 @@ export async function main(args: string[]): Promise<number> {
       }
       const { printStatus } = await import("./lib/status.ts");
       return printStatus(config, { line: (t) => console.log(t), color: Deno.stdout.isTerminal() });
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        console.error(`dcm-agent: configuration error: ${err.message}`);
-        return 2;
-      }
-      throw err;
     }
+    const unknown = words.filter((w) => w !== "run");
+    if (unknown.length) {
+      console.error(`dcm-agent: unknown command '${unknown[0]}'\n\n${USAGE}`);
+      return 2;
+    }
+    return await runAgent({ configFile });
+  } catch (err) {
+    // One place reports a bad agent.conf, whichever command read it.
+    if (err instanceof ConfigError) {
+      console.error(`dcm-agent: configuration error: ${err.message}`);
+      return 2;
+    }
+    throw err;
   }
-  const unknown = words.filter((w) => w !== "run" && w !== "--report");
-  if (unknown.length) {
-    console.error(`dcm-agent: unknown command '${unknown[0]}'\n\n${USAGE}`);
-    return 2;
-  }
-  return await runAgent({ configFile });
 }
 
 if (import.meta.main) {

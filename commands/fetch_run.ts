@@ -39,7 +39,7 @@ export default defineCommand({
     } catch {
       throw new Error(`the URL ${JSON.stringify(args.url)} is not valid; send an absolute URL`);
     }
-    const { makeTempFile, removeFile, runScriptFile, verifyChecksum } = await import(
+    const { makeTempFile, removeFile, runScriptFile, sha256Hex, verifyChecksum } = await import(
       "../lib/script_env.ts"
     );
     const runOptions = {
@@ -65,12 +65,15 @@ export default defineCommand({
     }
     const file = await makeTempFile(ctx.config, "dcm-fetch-run-");
     try {
-      const outcome = await download(url, file, {
+      const failure = await download(url, file, {
         connectTimeoutMs: args.connect_timeout * 1000,
         signal: ctx.signal,
       });
-      if (typeof outcome !== "string") return outcome;
-      if (args.checksum !== null) verifyChecksum(args.checksum, outcome);
+      if (failure !== null) return failure;
+      if (args.checksum !== null) {
+        // Hashed from the file (Web Crypto has no streaming digest; node:crypto costs memory).
+        verifyChecksum(args.checksum, await sha256Hex(await Deno.readFile(file)));
+      }
       await Deno.chmod(file, 0o700);
       return await runScriptFile(file, ctx, runOptions);
     } finally {
@@ -98,12 +101,12 @@ interface DownloadOptions {
   signal: AbortSignal;
 }
 
-/** Streams the URL into `file`; returns the body's SHA-256 hex, or the failure reply. */
+/** Streams the URL into `file`; returns null when it is complete, else the failure reply. */
 async function download(
   url: URL,
   file: string,
   options: DownloadOptions,
-): Promise<string | ReplyPayload> {
+): Promise<ReplyPayload | null> {
   const failed = (reason: string) =>
     makeReply(1, { error_message: `Failed to download the URL ${url.href}: ${reason}` });
   const stall = new AbortController();
@@ -142,9 +145,7 @@ async function download(
       }
       await writeAll(out, chunk);
     }
-    // Hashed from the file (Web Crypto has no streaming digest; node:crypto costs memory).
-    const { sha256Hex } = await import("../lib/script_env.ts");
-    return await sha256Hex(await Deno.readFile(file));
+    return null;
   } catch (err) {
     if (options.signal.aborted) {
       return makeReply(1, { error_message: `the download of ${url.href} was cancelled` });

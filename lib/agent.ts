@@ -4,7 +4,7 @@
  * the process life cycle (signals, pid file, graceful shutdown).
  */
 import { getLogger } from "./log.ts";
-import { type AgentConfig, ConfigError, loadConfig } from "./config.ts";
+import { type AgentConfig, loadConfig } from "./config.ts";
 import { configureLogging, shutdownLogging } from "./logging.ts";
 import { Journal } from "./journal.ts";
 import { loadOrCreateToken, regenerateToken } from "./token.ts";
@@ -32,18 +32,9 @@ export interface RunAgentOptions {
   configFile?: string;
 }
 
-/** Runs the agent until SIGTERM/SIGINT; returns the process exit code. */
+/** Runs the agent until SIGTERM/SIGINT; returns the process exit code; throws ConfigError for a bad agent.conf. */
 export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
-  let config: AgentConfig;
-  try {
-    config = loadConfig({ file: options.configFile });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`dcm-agent: configuration error: ${err.message}`);
-      return 2;
-    }
-    throw err;
-  }
+  let config: AgentConfig = loadConfig({ file: options.configFile });
   const pendingLogs: Record<string, unknown>[] = [];
   // Logging and the listener are set up before the connection exists.
   const link: { connection?: Connection } = {};

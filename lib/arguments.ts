@@ -59,7 +59,7 @@ export function checkUserName(value: string, what = "user name"): string {
 }
 
 /** Converts one non-null value per its type; throws ArgumentError. */
-export function convertArgument(name: string, type: ArgType, value: unknown): unknown {
+function convertArgument(name: string, type: ArgType, value: unknown): unknown {
   const bad = (what: string) => new ArgumentError(`argument '${name}' ${what}`);
   switch (type) {
     case "str":
@@ -114,7 +114,7 @@ export function convertArgument(name: string, type: ArgType, value: unknown): un
       if (typeof value !== "string") {
         throw bad(`must be a user name string, not ${describe(value)}`);
       }
-      return checkUserName(value, `user name`);
+      return checkUserName(value);
   }
 }
 
@@ -138,7 +138,7 @@ function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "a list";
   if (typeof value === "string") return `the string ${JSON.stringify(value.slice(0, 40))}`;
-  return `${typeof value === "object" ? "an object" : `the ${typeof value} ${String(value)}`}`;
+  return typeof value === "object" ? "an object" : `the ${typeof value} ${String(value)}`;
 }
 
 /** Applies declarations to the request's arguments (spec 2.0 rules). */

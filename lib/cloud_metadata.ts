@@ -21,8 +21,6 @@ export interface CloudMetadata {
   injectedId(): Promise<string | null>;
   /** The handshake `ipv4` list; entries are null when the metadata service did not answer. */
   ipv4Addresses(): Promise<(string | null)[]>;
-  /** Every IPv4 address on every interface, loopback included. */
-  localIpv4(): string[];
 }
 
 /** Options for {@linkcode createCloudMetadata}. */
@@ -99,7 +97,6 @@ export function createCloudMetadata(
       if (!ipv4) return Promise.resolve(localIpv4());
       return bounded(ctx, [null], ipv4);
     },
-    localIpv4,
   };
 }
 

@@ -38,8 +38,8 @@ export function configCandidates(options: LoadConfigOptions = {}): string[] {
   if (!options.skipSystemFile) list.push(SYSTEM_CONFIG_FILE);
   const fromEnv = env("DCM_AGENT_CONF");
   if (fromEnv) list.push(resolve(fromEnv));
-  if (options.file) list.push(resolve(options.file));
   const explicit = options.file ? resolve(options.file) : undefined;
+  if (explicit) list.push(explicit);
   const seen = new Set<string>();
   return list.filter((f) => {
     if (seen.has(f)) return false;
@@ -111,12 +111,10 @@ function buildConfig(raw: Map<string, Map<string, RawValue>>, files: string[]): 
     }
     config[section] = out;
   }
-  config.features = Object.fromEntries(
-    [...(raw.get("features") ?? new Map<string, RawValue>())].map(([k, v]) => [k, v.value]),
-  );
-  config.docker = Object.fromEntries(
-    [...(raw.get("docker") ?? new Map<string, RawValue>())].map(([k, v]) => [k, v.value]),
-  );
+  // Free-form sections: their keys are copied as strings, unchecked.
+  for (const name of ["features", "docker"]) {
+    config[name] = Object.fromEntries([...(raw.get(name) ?? [])].map(([k, v]) => [k, v.value]));
+  }
   const cfg = config as unknown as AgentConfig;
   applyDerivedDefaults(cfg);
   checkRequired(cfg, raw);

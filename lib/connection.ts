@@ -156,7 +156,13 @@ export class Connection {
       this.#schedule();
     } else {
       this.#attempt?.ws?.setMaxPayload(after.max_message_size);
-      if (this.#attempt?.heartbeatTimer !== undefined) this.#startHeartbeat(this.#attempt);
+      // Restarting the heartbeat resets its liveness check, so only a new period does.
+      if (
+        before.heartbeat_frequency !== after.heartbeat_frequency &&
+        this.#attempt?.heartbeatTimer !== undefined
+      ) {
+        this.#startHeartbeat(this.#attempt);
+      }
     }
   }
 
@@ -505,15 +511,11 @@ function sendText(ws: WsClient, text: string): void {
 
 /**
  * Logs a line verbatim at DEBUG on the wire logger. The lazy callback means
- * the frame is only redacted and serialised when that level is enabled; the
- * line is passed as the template's only text part so that its JSON braces
- * are not taken for placeholders.
+ * the frame is only redacted and serialised when that level is enabled, and
+ * a lazy message is never searched for placeholders, so JSON braces stay.
  */
 function wireDebug(build: () => string): void {
-  wire.debug((l) => {
-    const text = build();
-    return l(Object.assign([text], { raw: [text] }));
-  });
+  wire.debug(() => [build()]);
 }
 
 /** A serialised frame for the wire log, secrets hidden. */

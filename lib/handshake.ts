@@ -5,6 +5,7 @@
  */
 import type { CloudMetadata } from "./cloud_metadata.ts";
 import type { AgentConfig } from "./config_schema.ts";
+import type { Platform } from "./platform.ts";
 import { PROTOCOL_VERSION } from "./protocol.ts";
 
 /** Inputs of {@linkcode buildHandshake} that do not come from agent.conf. */
@@ -13,7 +14,7 @@ export interface HandshakeOptions {
   agentId: string | null;
   token: string;
   metadata: CloudMetadata;
-  platform: { name: string; version: string };
+  platform: Platform;
   /** The agent's version string. */
   version: string;
   /** Command names from plugin.conf, in file order (regex names included). */

@@ -76,17 +76,17 @@ CREATE TABLE IF NOT EXISTS jobs(job_id INTEGER PRIMARY KEY, request_id TEXT, com
 CREATE INDEX IF NOT EXISTS jobs_request ON jobs(request_id);
 `;
 
+/** How long SQLite waits for a lock held by another connection. */
+const BUSY_TIMEOUT_MS = 5000;
+
 /** Options for {@linkcode Journal.open}. */
 export interface JournalOptions {
-  /** SQLite busy timeout in milliseconds. */
-  busyTimeoutMs?: number;
   /** Open without creating or changing anything (dcm-agent status). */
   readOnly?: boolean;
 }
 
 /** The request journal. */
 export class Journal {
-  readonly file: string;
   #db: DatabaseSync;
   #stmts = new Map<string, StatementSync>();
   #inTx = false;
@@ -95,8 +95,7 @@ export class Journal {
   #lazyTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
-  private constructor(file: string, db: DatabaseSync) {
-    this.file = file;
+  private constructor(db: DatabaseSync) {
     this.#db = db;
   }
 
@@ -106,7 +105,7 @@ export class Journal {
     let db: DatabaseSync;
     try {
       db = new DatabaseSync(file, {
-        timeout: options.busyTimeoutMs ?? 5000,
+        timeout: BUSY_TIMEOUT_MS,
         readOnly: options.readOnly ?? false,
       });
     } catch (err) {
@@ -116,7 +115,7 @@ export class Journal {
         }; check [storage] dbfile and the directory's permissions`,
       );
     }
-    const j = new Journal(file, db);
+    const j = new Journal(db);
     if (!options.readOnly) j.#init();
     return j;
   }
@@ -132,7 +131,10 @@ export class Journal {
       ),
     );
     if (!cols.has("started")) {
-      this.#db.exec("ALTER TABLE requests ADD COLUMN started integer DEFAULT 0");
+      // Rows the original agent left in ACKED had started running (spec 1.7 step 4):
+      // default 1 makes them "lost" replies at recovery instead of running them again.
+      // Every insert names the column, so the default applies only to those rows.
+      this.#db.exec("ALTER TABLE requests ADD COLUMN started integer DEFAULT 1");
     }
     if (!cols.has("reply_message_id")) {
       this.#db.exec("ALTER TABLE requests ADD COLUMN reply_message_id text");
@@ -240,27 +242,17 @@ export class Journal {
     options: { messageId: string; state?: "REPLY" | "REPLY_NACKED" },
   ): Promise<void> {
     return this.#write(() => {
+      const state = options.state ?? "REPLY";
+      const doc = JSON.stringify(reply);
+      const now = timestamp();
       const r = this.#stmt(
         "UPDATE requests SET state = ?, reply_doc = ?, reply_message_id = ?, last_update_time = ? WHERE request_id = ?",
-      ).run(
-        options.state ?? "REPLY",
-        JSON.stringify(reply),
-        options.messageId,
-        timestamp(),
-        requestId,
-      );
+      ).run(state, doc, options.messageId, now, requestId);
       if (r.changes === 0) {
         // The row is gone (purged by an operator or clean_image): keep the reply anyway.
         this.#stmt(
           "INSERT INTO requests(request_id, creation_time, request_doc, reply_doc, state, agent_id, last_update_time, started, reply_message_id) VALUES(?, ?, NULL, ?, ?, NULL, ?, 1, ?)",
-        ).run(
-          requestId,
-          timestamp(),
-          JSON.stringify(reply),
-          options.state ?? "REPLY",
-          timestamp(),
-          options.messageId,
-        );
+        ).run(requestId, now, doc, state, now, options.messageId);
       }
     });
   }

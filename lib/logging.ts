@@ -25,6 +25,7 @@ import { ConfigError } from "./config.ts";
 import type { LogLevel } from "./protocol.ts";
 import { createRotatingFileSink, type RotatingFileSink } from "./rotating_file_sink.ts";
 import { parseYamlSubset } from "./yaml_subset.ts";
+import { ID_KEY } from "./redact.ts";
 
 /** Category of console events that become LOG messages to the manager (spec 1.9). */
 export const CONSOLE_CATEGORY: readonly string[] = [
@@ -121,8 +122,6 @@ export async function shutdownLogging(): Promise<void> {
  */
 const SECRET_KEY = "(?<![\\w-])(?=([\\w-]*?(?:password|passwd|secret|token|key|script|" +
   "authentication|configcert|parameterlist|configurationdata)[\\w-]*))";
-/** Identifier keys (request_id, agentID, …) name no secret even when they contain "key" or "token". */
-const ID_KEY = /(?:_id|Id|ID)$/;
 /** Cheap pre-test: most lines contain none of these and skip the scrubbing regexps. */
 const SECRET_HINT =
   /passw|secret|token|key|script|authentication|configcert|parameterlist|configurationdata/i;

@@ -9,7 +9,7 @@
  * file is cheaper than running a program.
  */
 import { join } from "node:path";
-import type { AgentConfig } from "./config_schema.ts";
+import { type AgentConfig, PLATFORM_NAMES } from "./config_schema.ts";
 import { readTextIfPresent } from "./fs_stat.ts";
 
 /** A distribution name and version. */
@@ -33,8 +33,8 @@ const LSB_IDS: Record<string, string> = {
   debian: "debian",
 };
 
-/** Platform names the agent's scripts know (config_schema PLATFORM_NAMES). */
-const KNOWN = ["ubuntu", "debian", "rhel", "centos", "fedora"];
+/** Platform names the agent's scripts know. */
+const KNOWN: readonly string[] = PLATFORM_NAMES;
 
 /** Detects the distribution; throws an Error saying how to configure it when nothing matches. */
 export function detectPlatform(options: DetectPlatformOptions = {}): Platform {

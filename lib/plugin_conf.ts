@@ -82,8 +82,6 @@ export function parsePluginConf(
       continue;
     }
     const type = section.entries.get("type") ?? "python_module";
-    const moduleName = section.entries.get("module_name") ?? "";
-    const module = resolveModule(name, moduleName, byName);
     if (type !== "python_module" && type !== "builtin") {
       log.error(
         "plugin.conf {file}: [{section}] has type '{type}', which this agent cannot load; skipped",
@@ -95,6 +93,8 @@ export function parsePluginConf(
       );
       continue;
     }
+    const moduleName = section.entries.get("module_name") ?? "";
+    const module = resolveModule(name, moduleName, byName);
     if (!module) {
       log.error(
         "plugin.conf {file}: [{section}] names module '{moduleName}', which this agent does not provide; skipped",

@@ -28,7 +28,8 @@ export interface RunProcessOptions {
   env: Record<string, string>;
   /** Give the child exactly `env` and nothing inherited. */
   clearEnv?: boolean;
-  cwd?: string;
+  /** Text written to the child's standard input; absent means /dev/null. */
+  stdin?: string;
   /** Milliseconds before the process tree is killed; 0 or absent means no limit. */
   timeoutMs?: number;
   /** Bytes kept of stdout and, separately, of stderr. */
@@ -93,6 +94,8 @@ export async function runProcess(
 
   let status: Deno.CommandStatus;
   try {
+    // Fed after the timer is armed, so a child that never reads cannot hold up the timeout.
+    if (options.stdin !== undefined) await feed(child.stdin, options.stdin);
     status = await child.status;
   } finally {
     clearTimeout(timer);
@@ -144,8 +147,7 @@ async function spawn(argv: string[], options: RunProcessOptions): Promise<Deno.C
         args,
         env: options.env,
         clearEnv: options.clearEnv ?? false,
-        cwd: options.cwd,
-        stdin: "null",
+        stdin: options.stdin === undefined ? "null" : "piped",
         stdout: "piped",
         stderr: "piped",
         detached: true,
@@ -178,6 +180,16 @@ function signalGroup(pgid: number, signal: Deno.Signal): void {
         error: err instanceof Error ? err.message : String(err),
       });
     }
+  }
+}
+
+async function feed(stream: WritableStream<Uint8Array>, text: string): Promise<void> {
+  const writer = stream.getWriter();
+  try {
+    await writer.write(new TextEncoder().encode(text));
+    await writer.close();
+  } catch {
+    // The child exited (or was killed) without reading its input; its exit code tells why.
   }
 }
 

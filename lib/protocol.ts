@@ -213,7 +213,7 @@ export function statusFrame(
 export type LogLevel = "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL";
 
 /** Longest LOG text before percent-encoding (spec 1.9). */
-export const MAX_LOG_CHARS = 10240;
+const MAX_LOG_CHARS = 10240;
 
 /** Builds a LOG frame: the line is cut to 10240 characters, then percent-encoded. */
 export function logFrame(level: LogLevel, line: string): Record<string, unknown> {

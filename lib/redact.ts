@@ -26,8 +26,8 @@ const SECRET_KEYS = new Set([
 /** Name fragments (lower-case) that mark a key as secret. */
 const SECRET_FRAGMENTS = ["password", "secret", "token", "key"];
 
-/** Identifier keys (request_id, agentID, customerId, …) are never secret. */
-const ID_KEY = /(?:_id|Id|ID)$/;
+/** Identifier keys (request_id, agentID, customerId, …) are never secret, even when named like one. */
+export const ID_KEY: RegExp = /(?:_id|Id|ID)$/;
 
 /** Deepest nesting that is copied; deeper parts are summarised. */
 const MAX_DEPTH = 64;

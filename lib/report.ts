@@ -10,6 +10,7 @@ import { platformFor } from "./platform.ts";
 import { PROTOCOL_VERSION } from "./protocol.ts";
 import { VERSION } from "./version.ts";
 import { pathExists } from "./fs_stat.ts";
+import { lookupUser } from "./configure/tree.ts";
 
 /** Default location of the report, as the original. */
 export const REPORT_FILE = "/tmp/agent_info.tar.gz";
@@ -63,14 +64,14 @@ export async function buildReport(
 
 /** Name, pid, state, command line and memory of the system user's processes. */
 function processInfo(user: string): string {
-  const uid = uidOf(user);
+  const uid = lookupUser(user)?.uid;
   const lines: string[] = [`processes of user ${user} (uid ${uid ?? "unknown"})`];
   for (const e of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(e.name)) continue;
     try {
       const status = Deno.readTextFileSync(`/proc/${e.name}/status`);
       const procUid = /^Uid:\s+(\d+)/m.exec(status)?.[1];
-      if (uid !== undefined && procUid !== uid) continue;
+      if (uid !== undefined && procUid !== String(uid)) continue;
       const name = /^Name:\s+(.*)$/m.exec(status)?.[1] ?? "?";
       const rss = /^VmRSS:\s+(.*)$/m.exec(status)?.[1] ?? "-";
       const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0").join(" ").trim();
@@ -80,14 +81,4 @@ function processInfo(user: string): string {
     }
   }
   return lines.join("\n") + "\n";
-}
-
-function uidOf(user: string): string | undefined {
-  try {
-    return Deno.readTextFileSync("/etc/passwd").split("\n").map((l) => l.split(":")).find((f) =>
-      f[0] === user
-    )?.[2];
-  } catch {
-    return undefined;
-  }
 }

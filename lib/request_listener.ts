@@ -9,6 +9,7 @@
  * when that is -1, by MAX_OUTSTANDING.
  */
 import { getLogger } from "./log.ts";
+import { CONSOLE_CATEGORY } from "./logging.ts";
 import type { AgentConfig } from "./config_schema.ts";
 import type { CommandContext, CommandServices, Execution } from "./command.ts";
 import { executeCommand } from "./execute.ts";
@@ -19,6 +20,7 @@ import type { PluginEntry, PluginTable } from "./plugin_conf.ts";
 import { WorkerPool } from "./worker_pool.ts";
 import {
   ackFrame,
+  type Envelope,
   errorReply,
   type IncomingMessage,
   type LogLevel,
@@ -33,10 +35,10 @@ import {
 } from "./protocol.ts";
 
 const log = getLogger(["dcm", "agent", "messaging"]);
-const consoleLog = getLogger(["dcm", "agent", "log", "to", "agent", "manager"]);
+const consoleLog = getLogger(CONSOLE_CATEGORY);
 
 /** Outstanding requests allowed when `[messaging] max_at_once` is -1. */
-export const MAX_OUTSTANDING = 10000;
+const MAX_OUTSTANDING = 10000;
 
 /** How the listener sends frames. */
 export interface Transport {
@@ -104,9 +106,7 @@ export class RequestListener {
     if (recovery.lost > 0) {
       log.warn(
         "{n} command(s) were running when the agent stopped; they get a 'lost' reply and are not run again",
-        {
-          n: recovery.lost,
-        },
+        { n: recovery.lost },
       );
     }
     for (const row of journal.pendingReplies()) {
@@ -274,9 +274,7 @@ export class RequestListener {
   }
 
   #resendStoredReply(id: string, row: RequestRow | undefined): void {
-    const reply = row?.reply ??
-      makeReply(1, { error_message: "the stored reply could not be read" });
-    this.#send(replyFrame(this.#env(id), reply));
+    this.#send(replyFrame(this.#env(id), storedReply(row)));
   }
 
   #submit(id: string, execution: Execution, run: () => Promise<void>): void {
@@ -286,9 +284,8 @@ export class RequestListener {
 
   /** Re-runs a request that was ACKed but provably never started before a restart. */
   #resume(row: RequestRow): void {
-    const doc = row.requestDoc as {
-      payload?: { command?: string; arguments?: Record<string, unknown>; longer_runner?: unknown };
-    } | null;
+    // The stored document is the REQUEST as received (possibly by the original agent).
+    const doc = row.requestDoc as Partial<RequestMessage> | null;
     const entry = doc?.payload?.command ? this.#o.plugins().find(doc.payload.command) : undefined;
     const id = row.requestId;
     this.#inflight.set(id, newFlight(entry?.name ?? "unknown"));
@@ -301,10 +298,7 @@ export class RequestListener {
     }
     log.info(
       "running request {id} ({command}) that was accepted but had not started before the restart",
-      {
-        id,
-        command: entry.name,
-      },
+      { id, command: entry.name },
     );
     const args = doc?.payload?.arguments ?? {};
     const execution = executionOf(entry, doc?.payload?.longer_runner);
@@ -320,7 +314,12 @@ export class RequestListener {
     markStart: boolean,
   ): Promise<void> {
     const flight = this.#inflight.get(id);
-    if (!flight || flight.cancelled) return;
+    if (!flight) return;
+    if (flight.cancelled) {
+      // Cancelled while its row was committing, before it reached the pool.
+      void this.#finish(id, cancelledBeforeStart());
+      return;
+    }
     if (markStart) {
       try {
         await this.#o.journal.markStarted(id);
@@ -357,16 +356,10 @@ export class RequestListener {
       await this.#finish(id, errorReply(text));
       return;
     }
+    // A restart may have come between creating the job and replying: reply with
+    // that job; start-up recovery has already queued it if it had not started.
     const existing = this.jobs.forRequest(id);
-    if (existing) {
-      // A restart came between creating the job and replying: reply, do not run it twice.
-      await this.#finish(
-        id,
-        makeReply(0, { reply_type: "job_description", reply_object: publicView(existing) }),
-      );
-      return;
-    }
-    const job = await this.jobs.create(id, {
+    const job = existing ?? await this.jobs.create(id, {
       command: entry.name,
       arguments: args,
       customerId: this.#services.host.customerId(),
@@ -375,7 +368,7 @@ export class RequestListener {
       id,
       makeReply(0, { reply_type: "job_description", reply_object: publicView(job) }),
     );
-    this.#queueJob(entry, job);
+    if (!existing) this.#queueJob(entry, job);
   }
 
   #queueJob(entry: PluginEntry, job: JobRow): void {
@@ -434,9 +427,7 @@ export class RequestListener {
     this.#inflight.delete(id);
     if (nacked) return;
     this.#awaiting.set(id, { messageId, due: Date.now() + this.#retransmitMs() });
-    this.#send(
-      replyFrame({ message_id: messageId, request_id: id, agent_id: this.#o.agentId() }, reply),
-    );
+    this.#send(replyFrame(this.#env(id, messageId), reply));
   }
 
   #onReplyAck(id: string, type: "ACK" | "NACK"): void {
@@ -478,12 +469,7 @@ export class RequestListener {
     log.info("cancelling request {id} ({command})", { id, command: flight.command });
     flight.cancelled = true;
     if (this.#normal.withdraw(id)) {
-      void this.#finish(
-        id,
-        makeReply(1, {
-          error_message: "the command was cancelled by the manager before it started",
-        }),
-      );
+      void this.#finish(id, cancelledBeforeStart());
       return;
     }
     flight.abort.abort(new Error("cancelled by the manager"));
@@ -522,20 +508,14 @@ export class RequestListener {
         this.#awaiting.delete(id);
         continue;
       }
-      if (
-        !this.#send(
-          replyFrame(
-            { message_id: a.messageId, request_id: id, agent_id: this.#o.agentId() },
-            row.reply ?? makeReply(1),
-          ),
-        )
-      ) return;
+      if (!this.#send(replyFrame(this.#env(id, a.messageId), storedReply(row)))) return;
       a.due = now + this.#retransmitMs();
     }
   }
 
-  #env(id: string): { message_id: string; request_id: string; agent_id: string | null } {
-    return { message_id: this.#ids.next(), request_id: id, agent_id: this.#o.agentId() };
+  /** The envelope of a frame about `id`; a new message id unless a retransmission gives one. */
+  #env(id: string, messageId = this.#ids.next()): Envelope {
+    return { message_id: messageId, request_id: id, agent_id: this.#o.agentId() };
   }
 
   #nack(id: string, error: string, entity?: string): void {
@@ -558,27 +538,42 @@ export class RequestListener {
   async stop(graceMs: number): Promise<void> {
     this.#accepting = false;
     const drained = Promise.all([this.#normal.drain(), this.#long.drain()]);
-    const timedOut = await Promise.race([
-      drained.then(() => false),
-      new Promise<boolean>((r) => {
-        const t = setTimeout(() => r(true), graceMs);
-        drained.then(() => clearTimeout(t));
-      }),
-    ]);
-    if (timedOut) {
+    if (!await settlesWithin(drained, graceMs)) {
       log.warn("{n} command(s) still running after the shutdown grace period; stopping them", {
         n: this.#inflight.size + this.#jobAborts.size,
       });
       const why = new Error("the agent is shutting down");
       for (const f of this.#inflight.values()) f.abort.abort(why);
       for (const a of this.#jobAborts) a.abort(why);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([drained, new Promise((r) => timer = setTimeout(r, 5000))]);
-      clearTimeout(timer);
+      await settlesWithin(drained, 5000);
     }
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
   }
+}
+
+/** Whether `p` settles within `ms`; the timer is cleared either way so it cannot hold the process. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p.then(() => true),
+      new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function cancelledBeforeStart(): ReplyPayload {
+  return makeReply(1, {
+    error_message: "the command was cancelled by the manager before it started",
+  });
+}
+
+/** A row's stored reply; a row whose reply_doc cannot be read still gets an answer. */
+function storedReply(row: RequestRow | undefined): ReplyPayload {
+  return row?.reply ?? makeReply(1, { error_message: "the stored reply could not be read" });
 }
 
 function newFlight(command: string): InFlight {

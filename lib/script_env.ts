@@ -19,8 +19,8 @@ const FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 interface ScriptEnvironmentOptions {
   /** The path given to the script as DCM_LOG_FILE. */
   logFile: string;
-  /** DCM_PYTHON, when the caller already looked it up on the inherited PATH. */
-  python?: string;
+  /** DCM_PYTHON: the interpreter {@linkcode findPython} found, or "". */
+  python: string;
   platform: { name: string; version: string };
 }
 
@@ -29,22 +29,21 @@ function scriptEnvironment(
   config: AgentConfig,
   options: ScriptEnvironmentOptions,
 ): Record<string, string> {
-  const path = inheritedPath();
   return {
     DCM_USER: config.system.user ?? "",
     DCM_BASEDIR: config.storage.base_dir ?? "",
     DCM_TMP_DIR: config.storage.temppath ?? "",
     DCM_LOG_FILE: options.logFile,
-    DCM_PYTHON: options.python ?? findPython(path),
+    DCM_PYTHON: options.python,
     DCM_AGENT_PLATFORM_NAME: options.platform.name,
     DCM_AGENT_PLATFORM_VERSION: options.platform.version,
-    PATH: path,
+    PATH: inheritedPath(),
   };
 }
 
-/** The first executable `python3` on `path` (a PATH value), or "" if there is none. */
-export function findPython(path: string = inheritedPath()): string {
-  for (const dir of path.split(":")) {
+/** The first executable `python3` on the PATH scripts get, or "" if there is none. */
+export function findPython(): string {
+  for (const dir of inheritedPath().split(":")) {
     // An empty entry means the working directory; never pick an interpreter from there.
     if (!dir.startsWith("/")) continue;
     const candidate = join(dir, "python3");
@@ -111,46 +110,6 @@ export interface ScriptContext {
   services: { host: Pick<HostInfo, "platformName" | "platformVersion"> };
 }
 
-/** Options for {@linkcode runScript}. */
-export interface RunScriptOptions {
-  /** Milliseconds before the script is killed; default [jobs]script_timeout, 0 means none. */
-  timeoutMs?: number;
-  cwd?: string;
-  /** DCM_PYTHON as already found by {@linkcode findPython}; looked up when absent. */
-  python?: string;
-}
-
-/** Runs a script with the spec environment and forwards its DCM_LOG_FILE lines. */
-export async function runScript(
-  argv: string[],
-  ctx: ScriptContext,
-  options: RunScriptOptions = {},
-): Promise<ProcessResult> {
-  const config = ctx.config;
-  const logFile = await makeTempFile(config, "dcm-script-log-");
-  try {
-    const env = scriptEnvironment(config, {
-      logFile,
-      python: options.python,
-      platform: {
-        name: ctx.services.host.platformName,
-        version: ctx.services.host.platformVersion,
-      },
-    });
-    return await runProcess(argv, {
-      env,
-      clearEnv: true,
-      cwd: options.cwd,
-      timeoutMs: options.timeoutMs ?? config.jobs.script_timeout * 1000,
-      maxOutputBytes: config.jobs.max_output_bytes,
-      signal: ctx.signal,
-    });
-  } finally {
-    await forwardLogLines(logFile, ctx.log, config.jobs.max_output_bytes);
-    await removeFile(logFile);
-  }
-}
-
 /** Options for {@linkcode runScriptFile}. */
 export interface ScriptFileOptions {
   inpython: boolean;
@@ -166,7 +125,8 @@ export async function runScriptFile(
   ctx: ScriptContext,
   options: ScriptFileOptions,
 ): Promise<ReplyPayload> {
-  const seconds = options.timeout ?? ctx.config.jobs.script_timeout;
+  const config = ctx.config;
+  const seconds = options.timeout ?? config.jobs.script_timeout;
   if (!Number.isFinite(seconds) || seconds < 0) {
     throw new Error(`timeout must be 0 (no limit) or a positive number of seconds, not ${seconds}`);
   }
@@ -176,7 +136,7 @@ export async function runScriptFile(
     inpython: options.inpython,
     runUnderSudo: options.runUnderSudo,
     python,
-    sudo: ctx.config.system.sudo ?? "/usr/bin/sudo",
+    sudo: config.system.sudo ?? "/usr/bin/sudo",
     isRoot: Deno.uid() === 0,
     arguments: options.arguments,
   });
@@ -185,7 +145,27 @@ export async function runScriptFile(
     program: argv[0],
     seconds,
   });
-  const result = await runScript(argv, ctx, { timeoutMs: seconds * 1000, python });
+  const logFile = await makeTempFile(config, "dcm-script-log-");
+  let result: ProcessResult;
+  try {
+    result = await runProcess(argv, {
+      env: scriptEnvironment(config, {
+        logFile,
+        python,
+        platform: {
+          name: ctx.services.host.platformName,
+          version: ctx.services.host.platformVersion,
+        },
+      }),
+      clearEnv: true,
+      timeoutMs: seconds * 1000,
+      maxOutputBytes: config.jobs.max_output_bytes,
+      signal: ctx.signal,
+    });
+  } finally {
+    await forwardLogLines(logFile, ctx.log, config.jobs.max_output_bytes);
+    await removeFile(logFile);
+  }
   logger.debug("script {file} exited with code {code}", { file, code: result.code });
   return scriptReply(result, seconds);
 }

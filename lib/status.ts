@@ -3,7 +3,7 @@
  * from the journal, and whether the process in `<base>/dcm-agent.pid` runs.
  * Exit code 0 only when the agent is running.
  */
-import { Journal, type RequestState } from "./journal.ts";
+import { Journal, type RequestState, timestamp } from "./journal.ts";
 import type { AgentConfig } from "./config_schema.ts";
 
 /** Where status output goes (tests capture it). */
@@ -100,7 +100,8 @@ function readProcess(pid: number): { started: string; user: string; status: stri
   const started = new Date(Date.now() - (uptime - startTicks / 100) * 1000);
   const uid = /^Uid:\s+(\d+)/m.exec(statusText)?.[1] ?? "?";
   const status = /^State:\s+\S+\s+\((\w+)\)/m.exec(statusText)?.[1] ?? state;
-  return { started: formatLocal(started), user: userName(uid), status };
+  // Local time to the second: the journal's timestamp without its fraction.
+  return { started: timestamp(started).slice(0, 19), user: userName(uid), status };
 }
 
 function userName(uid: string): string {
@@ -111,11 +112,4 @@ function userName(uid: string): string {
     }
   } catch { /* fall back to the number */ }
   return uid;
-}
-
-function formatLocal(d: Date): string {
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${
-    p(d.getMinutes())
-  }:${p(d.getSeconds())}`;
 }

@@ -21,13 +21,13 @@ import {
 export type StatSample = Record<string, number>;
 
 /** Smallest accepted checkInterval in seconds; the spec's own test uses 0.1. */
-export const MIN_CHECK_INTERVAL = 0.1;
+const MIN_CHECK_INTERVAL = 0.1;
 /** Largest accepted checkInterval (one day); longer timer delays overflow to "at once". */
-export const MAX_CHECK_INTERVAL = 86400;
+const MAX_CHECK_INTERVAL = 86400;
 /** Largest accepted holdCount of one collector. */
 export const MAX_HOLD_COUNT = 10000;
 /** Longest accepted statName. */
-export const MAX_STAT_NAME_LENGTH = 256;
+const MAX_STAT_NAME_LENGTH = 256;
 
 /** Options of {@linkcode StatRegistry}. */
 export interface StatRegistryOptions extends ProcOptions {

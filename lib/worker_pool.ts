@@ -13,7 +13,7 @@ export interface PoolTask {
 export class WorkerPool {
   #size: number;
   #queue: PoolTask[] = [];
-  #running = new Set<string>();
+  #running = 0;
   #idle: (() => void)[] = [];
 
   constructor(size: number) {
@@ -42,23 +42,23 @@ export class WorkerPool {
 
   /** Workers a task submitted now would find idle. */
   get freeWorkers(): number {
-    return Math.max(0, this.#size - this.#running.size - this.#queue.length);
+    return Math.max(0, this.#size - this.#running - this.#queue.length);
   }
 
   /** Drops every queued task and resolves when the running ones have finished. */
   drain(): Promise<void> {
     this.#queue = [];
-    if (this.#running.size === 0) return Promise.resolve();
+    if (this.#running === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
   #pump(): void {
-    while (this.#running.size < this.#size && this.#queue.length > 0) {
+    while (this.#running < this.#size && this.#queue.length > 0) {
       const task = this.#queue.shift()!;
-      this.#running.add(task.id);
+      this.#running++;
       task.run().catch(() => {/* tasks report their own errors */}).finally(() => {
-        this.#running.delete(task.id);
-        if (this.#running.size === 0 && this.#queue.length === 0) {
+        this.#running--;
+        if (this.#running === 0 && this.#queue.length === 0) {
           for (const f of this.#idle.splice(0)) f();
         }
         this.#pump();

@@ -278,14 +278,9 @@ function parseFlow(cursor: Cursor): unknown[] | Record<string, unknown> {
     }
     skipSpaces(cursor);
     const separator = cursor.text[cursor.pos];
-    if (separator === undefined || separator === "#") {
-      throw lineError(
-        cursor.line,
-        `missing "${close}": flow collections must end on the line they start`,
-      );
-    }
+    // The end of the line and a comment are reported as a missing close at the top of the loop.
     if (separator === ",") cursor.pos++;
-    else if (separator !== close) {
+    else if (separator !== close && separator !== undefined && separator !== "#") {
       throw lineError(
         cursor.line,
         `expected "," or "${close}" in a flow collection, found "${separator}"`,

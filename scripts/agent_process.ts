@@ -46,7 +46,7 @@ export function killAllAgents(): void {
 }
 
 /** The agent.conf this module writes before applying `options.conf`. */
-export function defaultAgentConf(
+function defaultAgentConf(
   baseDir: string,
   managerUrl: string,
 ): Record<string, Record<string, string>> {
@@ -71,7 +71,7 @@ export function defaultAgentConf(
 }
 
 /** Renders sections as INI text; refuses values that would break the line format. */
-export function renderIni(sections: Record<string, Record<string, string>>): string {
+function renderIni(sections: Record<string, Record<string, string>>): string {
   const lines: string[] = [];
   for (const [section, keys] of Object.entries(sections)) {
     lines.push(`[${section}]`);

@@ -16,7 +16,7 @@ import { AgentProcess, killAllAgents } from "./agent_process.ts";
 import { DevManager } from "./dev_manager.ts";
 
 /** The performance budgets the results are compared with. */
-export const BUDGETS = {
+const BUDGETS = {
   startup_to_handshake_ms: 100,
   idle_rss_mb: 42,
   heartbeat_latency_p50_ms: 1,
@@ -57,14 +57,14 @@ function round(n: number, digits = 2): number {
 }
 
 /** Nearest-rank percentile of an ascending array. */
-export function percentile(sorted: number[], p: number): number {
+function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const rank = Math.ceil((p / 100) * sorted.length);
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
 }
 
 /** Median of the values. */
-export function median(values: number[]): number {
+function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
@@ -102,15 +102,15 @@ function parseOptions(args: string[]): BenchOptions {
   };
 }
 
-/** Process ids in the agent's process group (the agent and anything it started). */
-async function groupMembers(pgid: number): Promise<number[]> {
-  const pids: number[] = [];
+/** The processes in the agent's process group (the agent and anything it started), with their CPU time. */
+async function groupMembers(pgid: number): Promise<{ pid: number; ticks: number }[]> {
+  const members: { pid: number; ticks: number }[] = [];
   for await (const e of Deno.readDir("/proc")) {
     if (!/^\d+$/.test(e.name)) continue;
     const stat = await readStat(Number(e.name));
-    if (stat && stat.pgrp === pgid) pids.push(Number(e.name));
+    if (stat && stat.pgrp === pgid) members.push({ pid: Number(e.name), ticks: stat.ticks });
   }
-  return pids;
+  return members;
 }
 
 /** pgrp and utime+stime (clock ticks) from /proc/<pid>/stat, or null if the process is gone. */
@@ -156,15 +156,13 @@ async function clockTicksPerSecond(): Promise<number> {
 }
 
 async function groupTicks(pgid: number): Promise<number> {
-  let ticks = 0;
-  for (const pid of await groupMembers(pgid)) ticks += (await readStat(pid))?.ticks ?? 0;
-  return ticks;
+  return (await groupMembers(pgid)).reduce((sum, m) => sum + m.ticks, 0);
 }
 
 async function groupRss(pgid: number): Promise<Rss & { processes: number }> {
-  const pids = await groupMembers(pgid);
-  const sum = { kb: 0, anonKb: 0, fileKb: 0, processes: pids.length };
-  for (const pid of pids) {
+  const members = await groupMembers(pgid);
+  const sum = { kb: 0, anonKb: 0, fileKb: 0, processes: members.length };
+  for (const { pid } of members) {
     const rss = await readRss(pid);
     sum.kb += rss.kb;
     sum.anonKb += rss.anonKb;

@@ -14,9 +14,10 @@ import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { AGENT_RUNTIME_FLAGS } from "../lib/runtime_flags.ts";
 import { isFile } from "../lib/fs_stat.ts";
+import { REPO_ROOT } from "./agent_process.ts";
 
 /** Exit code when no runtime base is available. */
-export const NO_RUNTIME_EXIT = 3;
+const NO_RUNTIME_EXIT = 3;
 
 /** A failure with its exit code; the message is one line saying what to do. */
 class CompileError extends Error {
@@ -24,8 +25,6 @@ class CompileError extends Error {
     super(message);
   }
 }
-
-const REPO_ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
 
 /** Where deno compile will take its runtime base from (see the toolchain notes). */
 function findRuntime(): string {

@@ -4,6 +4,7 @@
  * the system-stat commands), printing the handshake and every reply.
  * Exits 0 when every step worked, 1 with the reason otherwise.
  */
+import { sha256Hex } from "../lib/script_env.ts";
 import { AgentExitedError, AgentProcess, killAllAgents } from "./agent_process.ts";
 import { DevManager, type Frame, type RequestResult } from "./dev_manager.ts";
 
@@ -24,12 +25,6 @@ function toBase64(bytes: Uint8Array): string {
   let binary = "";
   for (const b of bytes) binary += String.fromCharCode(b);
   return btoa(binary);
-}
-
-/** Returns the lowercase hex SHA-256 of the bytes. */
-async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function indent(text: string, prefix = "    "): string {

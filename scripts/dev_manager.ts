@@ -145,22 +145,22 @@ interface PendingRequest {
   retransmit?: Timer;
 }
 
-interface FrameWaiter {
-  since: number;
-  dir: "in" | "out" | "any";
-  predicate: (f: Frame) => boolean;
+/** A pending waitForFrame() or waitForHandshake(). */
+interface Waiter {
   resolve: (f: Frame) => void;
   reject: (e: Error) => void;
   timer: Timer;
-  promise?: Promise<Frame>;
+  promise: Promise<Frame>;
 }
 
-interface HandshakeWaiter {
+interface FrameWaiter extends Waiter {
+  since: number;
+  dir: "in" | "out" | "any";
+  predicate: (f: Frame) => boolean;
+}
+
+interface HandshakeWaiter extends Waiter {
   count: number;
-  resolve: (doc: Frame) => void;
-  reject: (e: Error) => void;
-  timer: Timer;
-  promise?: Promise<Frame>;
 }
 
 /** A protocol-104 agent manager for development and tests (reference model of spec 1.8). */
@@ -317,28 +317,14 @@ export class DevManager {
   waitForHandshake(options: { timeoutMs?: number; count?: number } = {}): Promise<Frame> {
     const count = options.count ?? 1;
     if (this.#handshakesHandled >= count) return Promise.resolve(this.handshakes[count - 1]);
-    if (this.#closed) return Promise.reject(new Error("DevManager is closed"));
-    const timeoutMs = options.timeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS;
-    let waiter!: HandshakeWaiter;
-    const promise = new Promise<Frame>((resolve, reject) => {
-      waiter = {
-        count,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.#handshakeWaiters.delete(waiter);
-          reject(
-            new Error(
-              `timed out after ${timeoutMs} ms waiting for handshake #${count} ` +
-                `(${this.handshakes.length} received, ${this.#connectionCount} connections)`,
-            ),
-          );
-        }, timeoutMs),
-      };
-    });
-    waiter.promise = promise;
-    this.#handshakeWaiters.add(waiter);
-    return promise;
+    return this.#wait(
+      this.#handshakeWaiters,
+      { count },
+      () =>
+        `waiting for handshake #${count} ` +
+        `(${this.handshakes.length} received, ${this.#connectionCount} connections)`,
+      options.timeoutMs,
+    );
   }
 
   /** Resolves with the first frame (from `since`) matching the predicate; by default only frames the agent sent. */
@@ -352,29 +338,34 @@ export class DevManager {
       const r = this.frames[i];
       if (matches(r, dir, predicate)) return Promise.resolve(r.frame as Frame);
     }
+    return this.#wait(
+      this.#frameWaiters,
+      { since, dir, predicate },
+      () => `waiting for a matching frame from the agent; last frames: ${this.#describeRecent(5)}`,
+      options.timeoutMs,
+    );
+  }
+
+  /** Adds a waiter to `waiters`; it rejects naming `what()` when nothing resolved it in time. */
+  #wait<W extends Waiter>(
+    waiters: Set<W>,
+    match: Omit<W, keyof Waiter>,
+    what: () => string,
+    timeoutMs = DEFAULT_FRAME_TIMEOUT_MS,
+  ): Promise<Frame> {
     if (this.#closed) return Promise.reject(new Error("DevManager is closed"));
-    const timeoutMs = options.timeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS;
-    let waiter!: FrameWaiter;
-    const promise = new Promise<Frame>((resolve, reject) => {
-      waiter = {
-        since,
-        dir,
-        predicate,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.#frameWaiters.delete(waiter);
-          reject(
-            new Error(
-              `timed out after ${timeoutMs} ms waiting for a matching frame from the agent; ` +
-                `last frames: ${this.#describeRecent(5)}`,
-            ),
-          );
-        }, timeoutMs),
-      };
-    });
-    waiter.promise = promise;
-    this.#frameWaiters.add(waiter);
+    const { promise, resolve, reject } = Promise.withResolvers<Frame>();
+    const waiter = {
+      ...match,
+      resolve,
+      reject,
+      promise,
+      timer: setTimeout(() => {
+        waiters.delete(waiter);
+        reject(new Error(`timed out after ${timeoutMs} ms ${what()}`));
+      }, timeoutMs),
+    } as W;
+    waiters.add(waiter);
     return promise;
   }
 
@@ -476,18 +467,14 @@ export class DevManager {
       p.promise?.catch(() => {});
       this.#settle(p, closedError());
     }
-    for (const w of this.#frameWaiters) {
-      clearTimeout(w.timer);
-      w.promise?.catch(() => {});
-      w.reject(closedError());
+    for (const waiters of [this.#frameWaiters, this.#handshakeWaiters] as Set<Waiter>[]) {
+      for (const w of waiters) {
+        clearTimeout(w.timer);
+        w.promise.catch(() => {});
+        w.reject(closedError());
+      }
+      waiters.clear();
     }
-    this.#frameWaiters.clear();
-    for (const w of this.#handshakeWaiters) {
-      clearTimeout(w.timer);
-      w.promise?.catch(() => {});
-      w.reject(closedError());
-    }
-    this.#handshakeWaiters.clear();
     const open = [...this.#connections];
     for (const conn of open) conn.ws.terminate();
     await Promise.all(open.map((conn) => conn.closed));
@@ -742,7 +729,7 @@ function rawToString(data: RawData): string {
 }
 
 /** One-line description of a frame for error messages and the CLI. */
-export function summarize(frame: Frame | string): string {
+function summarize(frame: Frame | string): string {
   if (typeof frame === "string") return `(not JSON) ${frame.slice(0, 80)}`;
   const parts = [String(frame.type ?? "(no type)")];
   if (frame.request_id !== undefined) parts.push(`request_id=${String(frame.request_id)}`);
@@ -829,7 +816,7 @@ function decodeLog(message: unknown): string {
 }
 
 /** Parses a CLI line `command {json}` into a command name and its arguments. */
-export function parseCommandLine(line: string): { command: string; args: Record<string, unknown> } {
+function parseCommandLine(line: string): { command: string; args: Record<string, unknown> } {
   const m = /^(\S+)\s*(.*)$/s.exec(line.trim());
   if (!m) throw new Error("empty line");
   const rest = m[2].trim();

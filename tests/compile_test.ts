@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseConfigText } from "../lib/config.ts";
 import { DevManager } from "../scripts/dev_manager.ts";
-import { runProgram, type RunResult } from "./helpers/run.ts";
+import { runProgram, type RunResult, runUntil } from "./helpers/run.ts";
 
 /** Runs a command with the caller's environment minus DENORT_BIN. */
 function run(
@@ -158,28 +158,11 @@ Deno.test("the bundle configures a base path and runs the agent against the dev 
     assert.match(await Deno.readTextFile(join(base, "etc/logging.yaml")), /^version: 1$/m);
     assert.match(await Deno.readTextFile(join(base, "etc/plugin.conf")), /^\[plugin:heartbeat\]$/m);
 
-    const agent = new Deno.Command(Deno.execPath(), {
-      args: deno("run", "-c", confFile),
-      cwd: work,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      detached: true,
-    }).spawn();
-    const output = Promise.all([agent.stdout.text(), agent.stderr.text()]);
-    try {
-      await Promise.race([
-        manager.waitForHandshake({ timeoutMs: 30_000 }),
-        agent.status.then(async (s) => {
-          throw new Error(`the bundled agent exited with ${s.code}: ${(await output).join("\n")}`);
-        }),
-      ]);
-    } finally {
-      try {
-        Deno.kill(-agent.pid, "SIGKILL");
-      } catch { /* already gone */ }
-      await agent.status;
-      await output;
-    }
+    await runUntil(
+      Deno.execPath(),
+      deno("run", "-c", confFile),
+      () => manager.waitForHandshake({ timeoutMs: 30_000 }),
+      { cwd: work },
+    );
   });
 });

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { configCandidates, ConfigError, loadConfig } from "../lib/config.ts";
-import { parsePluginConf } from "../lib/plugin_conf.ts";
-import { defaultPluginConfText } from "../lib/plugin_conf.ts";
+import { defaultPluginConfText, parsePluginConf } from "../lib/plugin_conf.ts";
 import { BUILTIN_COMMANDS } from "../commands/mod.ts";
 
 // An agent.conf as the original dcm-agent-configure wrote it (comments, #key= lines).

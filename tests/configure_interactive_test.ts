@@ -6,8 +6,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseConfigText } from "../lib/config.ts";
+import { REPO_ROOT } from "../scripts/agent_process.ts";
+import { delay } from "./helpers/wait.ts";
 
-const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
 
 function hasTmux(): boolean {
@@ -36,7 +37,7 @@ class Terminal {
   /** Starts `configure ARGS` in a 200x60 terminal. */
   static start(dir: string, args: string[]): Terminal {
     const t = new Terminal(join(dir, `rc-${crypto.randomUUID()}`));
-    const command = [Deno.execPath(), "run", "-A", join(REPO, "main.ts"), "configure", ...args]
+    const command = [Deno.execPath(), "run", "-A", join(REPO_ROOT, "main.ts"), "configure", ...args]
       .map((w) => `'${w}'`).join(" ");
     t.#tmux(
       "new-session",
@@ -79,7 +80,7 @@ class Terminal {
       if (Date.now() > deadline) {
         throw new Error(`'${text}' (x${count}) never appeared; the screen:\n${this.screen()}`);
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await delay(100);
     }
   }
 
@@ -99,7 +100,7 @@ class Terminal {
         if (Date.now() > deadline) {
           throw new Error(`configure did not exit; the screen:\n${this.screen()}`);
         }
-        await new Promise((r) => setTimeout(r, 100));
+        await delay(100);
       }
     }
   }

@@ -13,11 +13,11 @@ import { detectCloud } from "../lib/configure/detect_cloud.ts";
 import { commentLines } from "../lib/configure/writer.ts";
 import { extrasPackageNames } from "../lib/configure/extras.ts";
 import { lookupUser } from "../lib/configure/tree.ts";
+import { REPO_ROOT } from "../scripts/agent_process.ts";
 import { DevManager } from "../scripts/dev_manager.ts";
 import { VERSION } from "../lib/version.ts";
-import { runProgram } from "./helpers/run.ts";
+import { runProgram, runUntil } from "./helpers/run.ts";
 
-const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
 const URL1 = "ws://127.0.0.1:8765/agentManager";
 
@@ -142,6 +142,8 @@ Deno.test("flag mode: agent.conf parses back to the given values and defaults", 
       "extras.deb",
       "-C",
       "WS",
+      // Accepted and ignored, as in the original.
+      "-o",
     ]);
     assert.equal(run.code, 0, run.err.join("\n"));
     const file = join(base, "etc/agent.conf");
@@ -352,10 +354,13 @@ Deno.test("an unknown cloud is detected and printed; -I and -c skip detection", 
     assert.equal(parseConfigText(await Deno.readTextFile(file), file).cloud.type, "Google");
 
     run = await configure([...args, "-I"]);
+    assert.equal(run.code, 0, run.err.join("\n"));
     assert.equal(run.detected, 0);
     assert.equal(parseConfigText(await Deno.readTextFile(file), file).cloud.type, "UNKNOWN");
     run = await configure([...args, "-c", "Azure"]);
+    assert.equal(run.code, 0, run.err.join("\n"));
     assert.equal(run.detected, 0);
+    assert.equal(parseConfigText(await Deno.readTextFile(file), file).cloud.type, "Azure");
   });
 });
 
@@ -415,6 +420,15 @@ Deno.test("bad usage and invalid values exit 2, name the option, and change noth
       [["extra-word"], /unexpected argument 'extra-word'/],
       [["-p", "/"], /-p\/--base-path: '\/' cannot be/],
       [["-U", "bad user"], /-U\/--user: 'bad user' is not a valid user name/],
+      // YAML would cut the path at ' #' (a comment) or refuse ': ' in a plain value.
+      [
+        ["-l", join(dir, "logs #old/agent.log")],
+        /-l\/--logfile: .* cannot be written into logging.yaml \(it would be read back as '.*\/logs'\)/,
+      ],
+      [
+        ["-l", join(dir, "logs: old/agent.log")],
+        /-l\/--logfile: .* cannot be written into logging.yaml/,
+      ],
     ];
     for (const [extra, message] of cases) {
       const run = await configure([...baseArgs(base, ca), ...extra]);
@@ -611,7 +625,7 @@ Deno.test("detectCloud follows the spec's order and needs an instance id", async
 
 Deno.test("the CLI: configure --help, exit codes, and reconfigure wiring in main.ts", async () => {
   const run = (...args: string[]) =>
-    runProgram(Deno.execPath(), ["run", "-A", join(REPO, "main.ts"), ...args]);
+    runProgram(Deno.execPath(), ["run", "-A", join(REPO_ROOT, "main.ts"), ...args]);
   const help = await run("configure", "--help");
   assert.equal(help.code, 0);
   for (
@@ -656,30 +670,13 @@ Deno.test("the written agent.conf starts the agent, which handshakes with the ma
       join(base, "tmp"),
     ]);
     assert.equal(run.code, 0, run.err.join("\n"));
-    const agent = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", join(REPO, "main.ts"), "run", "-c", join(base, "etc/agent.conf")],
-      cwd: dir,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      detached: true,
-    }).spawn();
-    const output = Promise.all([agent.stdout.text(), agent.stderr.text()]);
-    try {
-      const doc = await Promise.race([
-        manager.waitForHandshake({ timeoutMs: 30_000 }),
-        agent.status.then(async (s) => {
-          throw new Error(`the agent exited with ${s.code}: ${(await output).join("\n")}`);
-        }),
-      ]);
-      assert.equal(typeof doc, "object");
-    } finally {
-      try {
-        Deno.kill(-agent.pid, "SIGKILL");
-      } catch { /* already gone */ }
-      await agent.status;
-      await output;
-    }
+    const doc = await runUntil(
+      Deno.execPath(),
+      ["run", "-A", join(REPO_ROOT, "main.ts"), "run", "-c", join(base, "etc/agent.conf")],
+      () => manager.waitForHandshake({ timeoutMs: 30_000 }),
+      { cwd: dir },
+    );
+    assert.equal(typeof doc, "object");
     // The agent logged where the written logging.yaml said.
     assert.ok((await Deno.stat(join(base, "logs/agent.log"))).isFile);
   });

@@ -6,7 +6,13 @@
 import assert from "node:assert/strict";
 import { delay, waitFor, withTimeout } from "./helpers/wait.ts";
 import { makeCerts } from "./helpers/tls_certs.ts";
-import { createHash } from "node:crypto";
+import {
+  type RawServer,
+  type ServerConn,
+  serverFrame,
+  serveWebSocket,
+  startRawServer,
+} from "./helpers/ws_test_server.ts";
 import { configure, type LogRecord, reset } from "../lib/log.ts";
 import { type AgentConfig, configFromValues } from "../lib/config.ts";
 import { Connection } from "../lib/connection.ts";
@@ -29,91 +35,12 @@ function logText(r: LogRecord): string {
 
 // ---------------------------------------------------------------- test manager
 
-/** One agent connection as the test manager sees it. */
-interface ManagerConn {
-  socket: WebSocket;
-  headers: Headers;
-  /** Frames received, in order. */
-  frames: string[];
-  openedAt: number;
-  closed: Promise<number>;
-  /** Resolves with the frame at `index` once it has arrived. */
-  frame(index: number, timeoutMs?: number): Promise<string>;
-}
-
-/** A websocket server on 127.0.0.1 standing in for the agent manager. */
-interface Manager {
-  url: string;
-  conns: ManagerConn[];
-  /** Resolves with the connection at `index` once it has arrived. */
-  conn(index: number, timeoutMs?: number): Promise<ManagerConn>;
-  close(): Promise<void>;
-}
-
-interface ManagerOptions {
-  /** The subprotocol to confirm; null sends none. */
-  protocol?: string | null;
-  tls?: { cert: string; key: string };
-  /** Called for each connection once it is open. */
-  onOpen?(conn: ManagerConn, index: number): void;
-}
-
-function startManager(options: ManagerOptions = {}): Manager {
-  const conns: ManagerConn[] = [];
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen() {},
-    ...(options.tls ?? {}),
-  }, (req) => {
-    const headers = new Headers(req.headers);
-    const protocol = options.protocol === undefined ? "dcm" : options.protocol;
-    const { socket, response } = Deno.upgradeWebSocket(
-      req,
-      protocol === null ? {} : { protocol },
-    );
-    const frames: string[] = [];
-    let resolveClosed: (code: number) => void = () => {};
-    const conn: ManagerConn = {
-      socket,
-      headers,
-      frames,
-      openedAt: 0,
-      closed: new Promise((resolve) => resolveClosed = resolve),
-      frame: (i, t) => waitFor(() => frames[i], t, `frame ${i}`),
-    };
-    const index = conns.length;
-    socket.onopen = () => {
-      conn.openedAt = performance.now();
-      conns.push(conn);
-      options.onOpen?.(conn, index);
-    };
-    socket.onmessage = (e) => void frames.push(String(e.data));
-    socket.onclose = (e) => resolveClosed(e.code);
-    socket.onerror = () => {};
-    return response;
-  });
-  const scheme = options.tls ? "wss" : "ws";
-  return {
-    url: `${scheme}://127.0.0.1:${server.addr.port}/agentManager`,
-    conns,
-    conn: (i, t) => waitFor(() => conns[i], t, `connection ${i}`),
-    async close() {
-      for (const c of conns) {
-        if (c.socket.readyState <= WebSocket.OPEN) c.socket.close();
-      }
-      await Promise.all(conns.map((c) => withTimeout(c.closed, 2000)));
-      await server.shutdown();
-    },
-  };
-}
-
 /** Runs `fn` once the agent's handshake arrived (never, if the agent gave up first). */
-function afterHandshake(conn: ManagerConn, fn: () => void): void {
+function afterHandshake(conn: ServerConn, fn: () => void): void {
   conn.frame(0).then(fn, () => {});
 }
 
-function reply(conn: ManagerConn, doc: unknown): void {
+function reply(conn: ServerConn, doc: unknown): void {
   conn.socket.send(typeof doc === "string" ? doc : JSON.stringify(doc));
 }
 
@@ -195,7 +122,7 @@ async function cleanup(agent: TestAgent, ...servers: { close(): Promise<void> }[
 // ---------------------------------------------------------------- tests
 
 Deno.test("connection: the handshake is the first frame, with subprotocol dcm and no auth headers", async () => {
-  const manager = startManager({
+  const manager = serveWebSocket({
     onOpen: (conn) => {
       // The reply and two frames arrive together: all three must be handled in order.
       afterHandshake(conn, () => {
@@ -227,12 +154,12 @@ Deno.test("connection: the handshake is the first frame, with subprotocol dcm an
   assert.equal(agent.connection.send({ type: "ACK" }), false);
   assert.deepEqual(agent.events.slice(4), ["disconnect"]);
   assert.equal(agent.disconnects[0].reason, "the agent is shutting down");
-  assert.equal(await withTimeout(conn.closed, 2000), 1000);
+  assert.equal((await withTimeout(conn.closed, 2000))?.code, 1000);
   await manager.close();
 });
 
 Deno.test("connection: send() refuses while not OPEN", async () => {
-  const manager = startManager();
+  const manager = serveWebSocket();
   const agent = startAgent(config(manager.url));
   await (await manager.conn(0)).frame(0);
   assert.equal(agent.connection.state(), "HANDSHAKING");
@@ -242,7 +169,7 @@ Deno.test("connection: send() refuses while not OPEN", async () => {
 
 Deno.test("connection: 401 replies back off, doubling from 2 x backoff with bounded jitter", async () => {
   const repliedAt: number[] = [];
-  const manager = startManager({
+  const manager = serveWebSocket({
     onOpen: (conn) =>
       afterHandshake(conn, () => {
         reply(conn, { return_code: 401 });
@@ -264,7 +191,7 @@ Deno.test("connection: 401 replies back off, doubling from 2 x backoff with boun
 });
 
 Deno.test("connection: 409 makes the caller replace the token before the next handshake", async () => {
-  const manager = startManager({
+  const manager = serveWebSocket({
     onOpen: (conn, i) =>
       afterHandshake(conn, () => reply(conn, i === 0 ? { return_code: 409 } : ACCEPT)),
   });
@@ -278,7 +205,7 @@ Deno.test("connection: 409 makes the caller replace the token before the next ha
 
 Deno.test("connection: 503 waits FORCE_BACKOFF seconds (a lower bound over the backoff)", async () => {
   let repliedAt = 0;
-  const manager = startManager({
+  const manager = serveWebSocket({
     onOpen: (conn, i) =>
       afterHandshake(conn, () => {
         reply(conn, i === 0 ? { return_code: 503, FORCE_BACKOFF: 0.6 } : ACCEPT);
@@ -294,7 +221,7 @@ Deno.test("connection: 503 waits FORCE_BACKOFF seconds (a lower bound over the b
 });
 
 Deno.test("connection: 503 without FORCE_BACKOFF waits the default 60 s", async () => {
-  const manager = startManager({
+  const manager = serveWebSocket({
     onOpen: (conn) => afterHandshake(conn, () => reply(conn, { return_code: 503 })),
   });
   const agent = startAgent(config(manager.url, { backoff: "10" }));
@@ -312,7 +239,7 @@ Deno.test("connection: malformed and unexpected handshake replies back off and n
     JSON.stringify({ return_code: 500 }),
     JSON.stringify({ return_code: 200 }),
   ];
-  const manager = startManager({
+  const manager = serveWebSocket({
     onOpen: (conn, i) => afterHandshake(conn, () => reply(conn, replies[i] ?? ACCEPT)),
   });
   const from = records.length;
@@ -331,7 +258,7 @@ Deno.test("connection: malformed and unexpected handshake replies back off and n
 });
 
 Deno.test("connection: an established session that drops reconnects at once", async () => {
-  const manager = startManager({
+  const manager = serveWebSocket({
     onOpen: (conn, i) =>
       afterHandshake(conn, () => {
         reply(conn, ACCEPT);
@@ -355,14 +282,14 @@ Deno.test("connection: an established session that drops reconnects at once", as
 });
 
 Deno.test("connection: a handshake reply that does not come within handshake_timeout fails the attempt", async () => {
-  const manager = startManager();
+  const manager = serveWebSocket();
   const agent = startAgent(config(manager.url, { handshake_timeout: "0.3", backoff: "10" }));
   const first = await manager.conn(0);
   await first.frame(0);
   const second = await manager.conn(1, 2000);
   const waited = second.openedAt - first.openedAt;
   assert.ok(waited >= 290 && waited < 1000, `second attempt after ${waited} ms`);
-  assert.equal(typeof (await withTimeout(first.closed, 2000)), "number");
+  assert.equal(typeof (await withTimeout(first.closed, 2000))?.code, "number");
   assert.ok(
     records.some((r) => logText(r).includes("did not answer the handshake within 0.3 s")),
     "the handshake timeout was not logged",
@@ -402,45 +329,17 @@ Deno.test("connection: the connect and upgrade are bounded by handshake_timeout"
 });
 
 /**
- * A raw TCP "manager" that completes the upgrade, reads the handshake,
- * accepts it, and then freezes: it neither reads nor answers pings.
+ * A "manager" that completes the upgrade, reads the handshake, accepts it,
+ * and then freezes: it neither reads nor answers pings. Further attempts are
+ * refused, so the agent's reconnects fail quickly.
  */
-function startFrozenManager(): { url: string; close(): void } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns: Deno.Conn[] = [];
-  (async () => {
-    const conn = await listener.accept();
-    conns.push(conn);
-    // Refuse further attempts so the agent's reconnects fail quickly.
-    listener.close();
-    const buf = new Uint8Array(65536);
-    let request = "";
-    while (!request.includes("\r\n\r\n")) {
-      const n = await conn.read(buf);
-      if (n === null) return;
-      request += new TextDecoder().decode(buf.subarray(0, n));
-    }
-    const key = /sec-websocket-key:\s*(\S+)/i.exec(request)?.[1] ?? "";
-    const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
-      .digest("base64");
-    await conn.write(new TextEncoder().encode(
-      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-        `Sec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: dcm\r\n\r\n`,
-    ));
-    await conn.read(buf); // the handshake frame
-    const payload = new TextEncoder().encode(JSON.stringify(ACCEPT));
-    await conn.write(new Uint8Array([0x81, payload.length, ...payload]));
-    // Frozen from here on.
-  })().catch(() => {});
-  return {
-    url: `ws://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/`,
-    close() {
-      try {
-        listener.close();
-      } catch { /* already closed after the first connection */ }
-      for (const c of conns) c.close();
-    },
-  };
+function startFrozenManager(): RawServer {
+  return startRawServer(async (peer) => {
+    await peer.frame();
+    await peer.write(serverFrame(0x1, JSON.stringify(ACCEPT)));
+    // Frozen until the test closes the connection.
+    await new Promise(() => {});
+  });
 }
 
 Deno.test("connection: a frozen manager is detected within 2 x heartbeat_frequency + 5 s", async () => {
@@ -472,8 +371,45 @@ Deno.test("connection: a send buffer that stops draining means dead", async () =
   manager.close();
 });
 
+Deno.test("connection: a send queue above the cap drops the session at once", async () => {
+  const manager = startFrozenManager();
+  // max_message_size 1024 leaves the 4 MiB floor as the cap.
+  const agent = startAgent(config(manager.url, { max_message_size: "1024" }));
+  await waitFor(() => agent.openedAt.length === 1, 3000, "OPEN");
+  const mib = "x".repeat(1 << 20);
+  let sent = true;
+  // Yielding between frames lets the kernel buffers fill first, as with a real peer.
+  for (let i = 0; i < 64 && sent; i++) {
+    sent = agent.connection.send({ type: "LOG", message: mib });
+    if (sent) await delay(5);
+  }
+  assert.equal(sent, false, "64 MiB were queued for a peer that reads nothing");
+  assert.equal(agent.disconnects.length, 1);
+  assert.match(
+    agent.disconnects[0].reason,
+    /^the connection is dead: the manager stopped reading \(\d+ bytes waiting\)$/,
+  );
+  assert.equal(agent.connection.isOpen(), false);
+  await agent.connection.stop();
+  manager.close();
+});
+
+Deno.test("connection: pongs keep an idle session alive past two heartbeats", async () => {
+  const manager = serveWebSocket({
+    onOpen: (conn) => afterHandshake(conn, () => reply(conn, ACCEPT)),
+  });
+  const agent = startAgent(config(manager.url, { heartbeat_frequency: "1" }));
+  await waitFor(() => agent.connection.isOpen());
+  // Nothing but pings and pongs crosses the link; a missed pong would drop it at 2 s.
+  await delay(3300);
+  assert.deepEqual(agent.disconnects, []);
+  assert.equal(agent.connection.isOpen(), true);
+  assert.equal(manager.conns.length, 1);
+  await cleanup(agent, manager);
+});
+
 Deno.test("connection: a frame above max_message_size is refused and the agent reconnects", async () => {
-  const manager = startManager({
+  const manager = serveWebSocket({
     onOpen: (conn, i) =>
       afterHandshake(conn, () => {
         reply(conn, ACCEPT);
@@ -485,14 +421,14 @@ Deno.test("connection: a frame above max_message_size is refused and the agent r
   });
   const agent = startAgent(config(manager.url, { max_message_size: "1024" }));
   await manager.conn(1, 3000);
-  assert.equal(await withTimeout(manager.conns[0].closed, 2000), 1009);
+  assert.equal((await withTimeout(manager.conns[0].closed, 2000))?.code, 1009);
   assert.deepEqual(agent.messages, ['{"small":true}']);
   assert.match(agent.disconnects[0].reason, /larger than \[connection\] max_message_size/);
   await cleanup(agent, manager);
 });
 
 Deno.test("connection: a manager that does not confirm the subprotocol is still used", async () => {
-  const manager = startManager({
+  const manager = serveWebSocket({
     protocol: null,
     onOpen: (conn) => afterHandshake(conn, () => reply(conn, ACCEPT)),
   });
@@ -509,9 +445,9 @@ Deno.test("connection: a manager that does not confirm the subprotocol is still 
 });
 
 Deno.test("connection: updateConfig keeps the session for timing changes and moves for a new URL", async () => {
-  const accept = (conn: ManagerConn) => afterHandshake(conn, () => reply(conn, ACCEPT));
-  const first = startManager({ onOpen: accept });
-  const second = startManager({ onOpen: accept });
+  const accept = (conn: ServerConn) => afterHandshake(conn, () => reply(conn, ACCEPT));
+  const first = serveWebSocket({ onOpen: accept });
+  const second = serveWebSocket({ onOpen: accept });
   const agent = startAgent(config(first.url));
   await waitFor(() => agent.connection.isOpen());
   agent.connection.updateConfig(config(first.url, { heartbeat_frequency: "5", backoff: "40" }));
@@ -521,7 +457,7 @@ Deno.test("connection: updateConfig keeps the session for timing changes and mov
   agent.connection.updateConfig(config(second.url));
   await second.conn(0, 2000);
   await waitFor(() => agent.openedAt.length === 2);
-  assert.equal(await withTimeout(first.conns[0].closed, 2000), 1000);
+  assert.equal((await withTimeout(first.conns[0].closed, 2000))?.code, 1000);
   assert.deepEqual(agent.events, [
     "accepted agent-1",
     "open",
@@ -533,7 +469,7 @@ Deno.test("connection: updateConfig keeps the session for timing changes and mov
 });
 
 Deno.test("connection: updateConfig applies a new max_message_size to the open session", async () => {
-  const manager = startManager({
+  const manager = serveWebSocket({
     onOpen: (conn) => afterHandshake(conn, () => reply(conn, ACCEPT)),
   });
   const agent = startAgent(config(manager.url));
@@ -543,13 +479,13 @@ Deno.test("connection: updateConfig applies a new max_message_size to the open s
   await waitFor(() => agent.messages.length === 1);
   agent.connection.updateConfig(config(manager.url, { max_message_size: "2048" }));
   reply(manager.conns[0], big);
-  assert.equal(await withTimeout(manager.conns[0].closed, 2000), 1009);
+  assert.equal((await withTimeout(manager.conns[0].closed, 2000))?.code, 1009);
   assert.equal(agent.messages.length, 1);
   await cleanup(agent, manager);
 });
 
 Deno.test("connection: the wire log shows frames both ways and never the token", async () => {
-  const manager = startManager({
+  const manager = serveWebSocket({
     onOpen: (conn) =>
       afterHandshake(conn, () => {
         reply(conn, {
@@ -594,7 +530,7 @@ async function tryTls(
   tls: { cert: string; key: string },
   values: Record<string, string>,
 ): Promise<{ opened: boolean; log: string }> {
-  const manager = startManager({
+  const manager = serveWebSocket({
     tls,
     onOpen: (conn) => afterHandshake(conn, () => reply(conn, ACCEPT)),
   });

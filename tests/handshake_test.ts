@@ -17,7 +17,6 @@ function fixedMetadata(delayMs = 0): CloudMetadata {
     instanceId: () => later("i-0abc1234"),
     injectedId: () => later(null),
     ipv4Addresses: () => later(["10.0.1.23"]),
-    localIpv4: () => ["127.0.0.1"],
   };
 }
 

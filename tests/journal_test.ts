@@ -152,6 +152,13 @@ Deno.test("journal: opens a database created by the original agent's schema", as
     "A",
     timestamp(),
   );
+  // The original ran every command right after its ACK: an ACKED row was running.
+  db.prepare("INSERT INTO requests VALUES(?, ?, ?, NULL, 'ACKED', 'A', ?)").run(
+    "py2",
+    timestamp(),
+    JSON.stringify(doc("py2")),
+    timestamp(),
+  );
   db.close();
   const journal = Journal.open(file);
   try {
@@ -162,6 +169,10 @@ Deno.test("journal: opens a database created by the original agent's schema", as
       { return_code: 0, reply_type: "void" },
       "double-encoded replies are unwrapped",
     );
+    const rec = journal.recover();
+    assert.equal(rec.lost, 1, "the original's ACKED row is a lost reply");
+    assert.deepEqual(rec.notStarted, [], "and is never run again");
+    assert.equal(journal.get("py2")?.state, "REPLY");
   } finally {
     journal.close();
     Deno.removeSync(dir, { recursive: true });

@@ -26,6 +26,25 @@ Deno.test("runProcess returns exit code, stdout and stderr and passes exactly en
   assert.equal(runningProcessCount(), 0);
 });
 
+Deno.test("runProcess writes the stdin text to the child, and copes with a child that ignores it", async () => {
+  const fed = await runProcess(["sh", "-c", "cat; echo end"], {
+    ...BASE,
+    stdin: "line 1\nline 2\n",
+  });
+  assert.equal(fed.code, 0);
+  assert.equal(fed.stdout, "line 1\nline 2\nend\n");
+  // More than a pipe buffer holds, to a child that exits without reading: no hang, no error.
+  const ignored = await runProcess(["sh", "-c", "exit 5"], {
+    ...BASE,
+    stdin: "x".repeat(1024 * 1024),
+    timeoutMs: 5000,
+  });
+  assert.equal(ignored.code, 5);
+  assert.equal(ignored.timedOut, false);
+  const closed = await runProcess(["sh", "-c", "cat | wc -c"], BASE);
+  assert.equal(closed.stdout.trim(), "0", "without stdin text the child reads /dev/null");
+});
+
 Deno.test("runProcess decodes invalid UTF-8 leniently", async () => {
   const result = await runProcess(["printf", "a\\377b"], BASE);
   assert.equal(result.stdout, "a\uFFFDb");

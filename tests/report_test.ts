@@ -28,6 +28,11 @@ Deno.test("report: a tarball of the base dir, metadata and processes, without se
     assert.match(meta.stdout, /platform name: debian\nplatform version: 12\nagent version: \d/);
     assert.match(meta.stdout, /protocol version: 104/);
     const procs = await runProgram("tar", ["-xzOf", file, "process_info.txt"]);
+    assert.match(
+      procs.stdout,
+      /^processes of user root \(uid 0\)$/m,
+      "the user's uid is found, so only its processes are listed",
+    );
     assert.match(procs.stdout, new RegExp(`^${Deno.pid}\\t`, "m"), "this process (root) is listed");
   } finally {
     Deno.removeSync(dir, { recursive: true });

@@ -302,6 +302,29 @@ Deno.test("listener: CANCEL stops a running command and a queued one", async () 
     h.send({ type: "CANCEL", request_id: "c1" });
     h.send({ type: "CANCEL", request_id: "never-seen" });
     await h.waitFor(of("NACK", "never-seen"));
+    assert.equal(
+      h.frames.some(of("NACK", "c1")),
+      false,
+      "cancelling a finished request is harmless",
+    );
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("listener: a CANCEL that arrives while the request is being journalled still gets a reply", async () => {
+  const h = await harness();
+  try {
+    const before = runs;
+    // Both frames are handled before the journal commits the request's row.
+    h.send(req("cw1", "count_me", { delayMs: 5000 }));
+    h.send({ type: "CANCEL", request_id: "cw1" });
+    await h.waitFor(of("ACK", "cw1"));
+    const reply = await h.waitFor(of("REPLY", "cw1"));
+    assert.equal((reply.payload as Frame).return_code, 1);
+    assert.match(String((reply.payload as Frame).error_message), /cancelled/);
+    assert.equal(runs - before, 0, "the command never started");
+    assert.equal(h.listener.outstanding.running, 0);
   } finally {
     await h.close();
   }

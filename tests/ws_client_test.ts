@@ -7,6 +7,17 @@ import assert from "node:assert/strict";
 import { delay, waitFor, withTimeout } from "./helpers/wait.ts";
 import { makeCerts } from "./helpers/tls_certs.ts";
 import {
+  type ClientFrame,
+  closeFrom,
+  ok101,
+  type RawServer,
+  serverFrame,
+  serveWebSocket,
+  startRawServer,
+  type WsServer,
+  type WsServerOptions,
+} from "./helpers/ws_test_server.ts";
+import {
   connectWebSocket,
   type WsClient,
   type WsClientOptions,
@@ -59,272 +70,14 @@ async function connectError(url: string, options: Partial<WsClientOptions> = {})
   throw new Error("the connection was expected to fail");
 }
 
-// ---------------------------------------------------------------- Deno server
+// ---------------------------------------------------------------- servers
 
-/** One connection as the Deno.serve websocket server sees it. */
-interface ServerSocket {
-  socket: WebSocket;
-  headers: Headers;
-  messages: string[];
-  closed: Promise<{ code: number; reason: string }>;
-}
-
-interface EchoServer {
-  url: string;
-  sockets: ServerSocket[];
-  close(): Promise<void>;
-}
-
-/** A websocket server that echoes text messages (Deno answers pings itself). */
-function startEchoServer(
-  options: { tls?: { cert: string; key: string }; status?: number; protocol?: string } = {},
-): EchoServer {
-  const sockets: ServerSocket[] = [];
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen() {},
-    ...(options.tls ?? {}),
-  }, (req) => {
-    if (options.status) return new Response("refused", { status: options.status });
-    const headers = new Headers(req.headers);
-    const { socket, response } = Deno.upgradeWebSocket(req, {
-      protocol: options.protocol ?? "dcm",
-    });
-    const messages: string[] = [];
-    let resolveClosed: (value: { code: number; reason: string }) => void = () => {};
-    sockets.push({
-      socket,
-      headers,
-      messages,
-      closed: new Promise((resolve) => resolveClosed = resolve),
-    });
-    socket.onmessage = (e) => {
-      messages.push(String(e.data));
-      socket.send(e.data);
-    };
-    socket.onclose = (e) => resolveClosed({ code: e.code, reason: e.reason });
-    socket.onerror = () => {};
-    return response;
+/** A websocket server that echoes text messages. */
+function startEchoServer(options: Omit<WsServerOptions, "onOpen"> = {}): WsServer {
+  return serveWebSocket({
+    ...options,
+    onOpen: ({ socket }) => socket.addEventListener("message", (e) => socket.send(e.data)),
   });
-  return {
-    url: `${options.tls ? "wss" : "ws"}://127.0.0.1:${server.addr.port}/agentManager`,
-    sockets,
-    async close() {
-      for (const s of sockets) {
-        if (s.socket.readyState <= WebSocket.OPEN) s.socket.close();
-      }
-      await Promise.all(sockets.map((s) => withTimeout(s.closed, 2000)));
-      await server.shutdown();
-    },
-  };
-}
-
-// ---------------------------------------------------------------- raw server
-
-/** A frame from the client, unmasked. */
-interface ClientFrame {
-  fin: boolean;
-  opcode: number;
-  masked: boolean;
-  /** The masking key (empty when unmasked). */
-  mask: Uint8Array;
-  payload: Uint8Array;
-}
-
-/** The server end of one raw connection after the upgrade. */
-interface RawPeer {
-  /** The client's request head. */
-  request: string;
-  write(bytes: Uint8Array): Promise<void>;
-  /** The next client frame, or null once the client has closed. */
-  frame(): Promise<ClientFrame | null>;
-}
-
-interface RawServer {
-  url: string;
-  /** Settles when the handler has finished (rejects with its error). */
-  done: Promise<void>;
-  close(): void;
-}
-
-interface RawServerOptions {
-  /** The upgrade response for a Sec-WebSocket-Accept value; the default is a 101 confirming dcm. */
-  response?: (accept: string) => string;
-  /** Frame bytes sent in the same write as the 101 response. */
-  withResponse?: Uint8Array;
-  /** Serve wss:// with this certificate. */
-  tls?: { cert: string; key: string };
-}
-
-/** A hand-written websocket server for one connection: `handler` runs after the 101 response. */
-function startRawServer(
-  handler: (peer: RawPeer) => Promise<unknown>,
-  options: RawServerOptions = {},
-): RawServer {
-  const address = { hostname: "127.0.0.1", port: 0 };
-  const listener = options.tls
-    ? Deno.listenTls({ ...address, ...options.tls })
-    : Deno.listen(address);
-  let conn: Deno.Conn | undefined;
-  const done = (async () => {
-    conn = await listener.accept();
-    listener.close();
-    const reader = new ByteReader(conn);
-    const request = await reader.head();
-    const key = /^sec-websocket-key:\s*(\S+)/im.exec(request)?.[1] ?? "";
-    const response = (options.response ?? ok101)(await acceptFor(key));
-    const head = encoder.encode(response);
-    const extra = options.withResponse ?? new Uint8Array(0);
-    const first = new Uint8Array(head.length + extra.length);
-    first.set(head);
-    first.set(extra, head.length);
-    await writeAll(conn, first);
-    const c = conn;
-    await handler({ request, write: (b) => writeAll(c, b), frame: () => reader.frame() });
-  })().finally(() => {
-    try {
-      conn?.close();
-    } catch { /* closed already */ }
-  });
-  return {
-    url: `${options.tls ? "wss" : "ws"}://127.0.0.1:${listener.addr.port}/agentManager?x=1`,
-    done,
-    close() {
-      try {
-        listener.close();
-      } catch { /* closed after the first connection */ }
-      try {
-        conn?.close();
-      } catch { /* closed already */ }
-    },
-  };
-}
-
-function ok101(accept: string): string {
-  return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-    `Sec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: dcm\r\n\r\n`;
-}
-
-async function acceptFor(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-1",
-    encoder.encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
-  );
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
-}
-
-/** Buffered reads of a request head and of client frames. */
-class ByteReader {
-  #conn: Deno.Conn;
-  #data = new Uint8Array(0);
-
-  constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-  }
-
-  async head(): Promise<string> {
-    for (;;) {
-      const text = decoder.decode(this.#data);
-      const end = text.indexOf("\r\n\r\n");
-      if (end >= 0) {
-        this.#data = this.#data.slice(encoder.encode(text.slice(0, end + 4)).length);
-        return text.slice(0, end);
-      }
-      if (!await this.#fill()) throw new Error("the client closed before sending its request");
-    }
-  }
-
-  async frame(): Promise<ClientFrame | null> {
-    if (!await this.#need(2)) return null;
-    const b0 = this.#data[0];
-    const b1 = this.#data[1];
-    let length = b1 & 0x7f;
-    let at = 2;
-    if (length === 126) {
-      if (!await this.#need(4)) return null;
-      length = (this.#data[2] << 8) | this.#data[3];
-      at = 4;
-    } else if (length === 127) {
-      if (!await this.#need(10)) return null;
-      length = new DataView(this.#data.buffer, this.#data.byteOffset).getUint32(6);
-      at = 10;
-    }
-    const masked = (b1 & 0x80) !== 0;
-    const total = at + (masked ? 4 : 0) + length;
-    if (!await this.#need(total)) return null;
-    const mask = this.#data.slice(at, masked ? at + 4 : at);
-    const start = at + (masked ? 4 : 0);
-    const payload = this.#data.slice(start, start + length);
-    if (masked) { for (let i = 0; i < payload.length; i++) payload[i] ^= mask[i & 3]; }
-    this.#data = this.#data.slice(total);
-    return { fin: (b0 & 0x80) !== 0, opcode: b0 & 0x0f, masked, mask, payload };
-  }
-
-  async #need(n: number): Promise<boolean> {
-    while (this.#data.length < n) {
-      if (!await this.#fill()) return false;
-    }
-    return true;
-  }
-
-  async #fill(): Promise<boolean> {
-    const chunk = new Uint8Array(65536);
-    let n: number | null;
-    try {
-      n = await this.#conn.read(chunk);
-    } catch {
-      return false;
-    }
-    if (n === null) return false;
-    const data = new Uint8Array(this.#data.length + n);
-    data.set(this.#data);
-    data.set(chunk.subarray(0, n), this.#data.length);
-    this.#data = data;
-    return true;
-  }
-}
-
-/** An unmasked server frame; `announce` claims a payload length without sending it. */
-function serverFrame(
-  opcode: number,
-  payload: Uint8Array | string = new Uint8Array(0),
-  options: { fin?: boolean; rsv?: number; mask?: boolean; announce?: number } = {},
-): Uint8Array {
-  const body = typeof payload === "string" ? encoder.encode(payload) : payload;
-  const length = options.announce ?? body.length;
-  const extra = length < 126 ? 0 : length < 65536 ? 2 : 8;
-  const maskBytes = options.mask ? 4 : 0;
-  const frame = new Uint8Array(2 + extra + maskBytes + body.length);
-  frame[0] = (options.fin === false ? 0 : 0x80) | (options.rsv ?? 0) | opcode;
-  frame[1] = (options.mask ? 0x80 : 0) | (extra === 0 ? length : extra === 2 ? 126 : 127);
-  const view = new DataView(frame.buffer);
-  if (extra === 2) view.setUint16(2, length);
-  if (extra === 8) {
-    view.setUint32(2, Math.floor(length / 2 ** 32));
-    view.setUint32(6, length >>> 0);
-  }
-  // An all-zero mask leaves the payload as it is.
-  frame.set(body, 2 + extra + maskBytes);
-  return frame;
-}
-
-function closeCode(frame: ClientFrame | null): number | undefined {
-  if (!frame || frame.opcode !== 0x8 || frame.payload.length < 2) return undefined;
-  return (frame.payload[0] << 8) | frame.payload[1];
-}
-
-/** Reads client frames until a close frame; returns its code. */
-async function closeFrom(peer: RawPeer): Promise<number | undefined> {
-  for (;;) {
-    const frame = await peer.frame();
-    if (frame === null || frame.opcode === 0x8) return closeCode(frame);
-  }
 }
 
 // ---------------------------------------------------------------- messages
@@ -465,7 +218,7 @@ Deno.test("ws_client: close() completes the close handshake", async () => {
   assert.ok(performance.now() - start < 500, "the close waited for the timeout");
   assert.equal(client.readyState, "closed");
   assert.equal(events.close?.code, 4000);
-  assert.deepEqual(await server.sockets[0].closed, { code: 4000, reason: "bye" });
+  assert.deepEqual(await (await server.conn(0)).closed, { code: 4000, reason: "bye" });
   assert.throws(
     () => client.send("late"),
     (e: unknown) => e instanceof WsError && e.kind === "closed",
@@ -477,10 +230,11 @@ Deno.test("ws_client: close() completes the close handshake", async () => {
 Deno.test("ws_client: a close from the server is echoed and reported", async () => {
   const server = startEchoServer();
   const { client, events } = await connect(server.url);
-  server.sockets[0].socket.close(4001, "go away");
+  const conn = await server.conn(0);
+  conn.socket.close(4001, "go away");
   await client.closed;
   assert.deepEqual(events.close, { code: 4001, reason: "go away" });
-  assert.equal((await server.sockets[0].closed).code, 4001);
+  assert.equal((await conn.closed).code, 4001);
   assert.deepEqual(events.errors, []);
   await server.close();
 });
@@ -507,13 +261,19 @@ Deno.test("ws_client: terminate() drops the connection at once", async () => {
   assert.equal(client.readyState, "closed");
   await client.closed;
   assert.deepEqual(events.close, { code: 1006, reason: "" });
-  assert.equal(typeof (await withTimeout(server.sockets[0].closed, 2000))?.code, "number");
+  assert.equal(typeof (await withTimeout((await server.conn(0)).closed, 2000))?.code, "number");
   await server.close();
 });
 
-Deno.test("ws_client: bufferedAmount counts bytes not yet written to a peer that stopped reading", async () => {
-  const server = startRawServer(() => delay(1500));
-  const { client, events } = await connect(server.url);
+/**
+ * Sends 32 MiB to a server that reads nothing: bufferedAmount must count the
+ * bytes still queued and hold still, and terminate() must end the connection.
+ */
+async function checkStalledPeer(
+  server: RawServer,
+  options: Partial<WsClientOptions> = {},
+): Promise<void> {
+  const { client, events } = await connect(server.url, options);
   const chunk = "y".repeat(4 << 20);
   for (let i = 0; i < 8; i++) client.send(chunk);
   await delay(200);
@@ -526,6 +286,10 @@ Deno.test("ws_client: bufferedAmount counts bytes not yet written to a peer that
   assert.equal(events.close?.code, 1006);
   server.close();
   await server.done.catch(() => {});
+}
+
+Deno.test("ws_client: bufferedAmount counts bytes not yet written to a peer that stopped reading", async () => {
+  await checkStalledPeer(startRawServer(() => delay(1500)));
 });
 
 Deno.test("ws_client: a peer that drops the connection while the client writes ends it", async () => {
@@ -843,17 +607,7 @@ Deno.test("ws_client: allowUnknownCerts still reports a refused connection", asy
 
 Deno.test("ws_client: allowUnknownCerts keeps bufferedAmount and terminate() working", async () => {
   const c = await makeCerts();
-  const server = startRawServer(() => delay(1000), { tls: c.good });
-  const { client, events } = await connect(server.url, { allowUnknownCerts: true });
-  for (let i = 0; i < 8; i++) client.send("w".repeat(4 << 20));
-  await delay(200);
-  const stuck = client.bufferedAmount;
-  assert.ok(stuck > 4 << 20, `only ${stuck} bytes queued`);
-  await delay(200);
-  assert.equal(client.bufferedAmount, stuck);
-  client.terminate();
-  await client.closed;
-  assert.equal(events.close?.code, 1006);
-  server.close();
-  await server.done.catch(() => {});
+  await checkStalledPeer(startRawServer(() => delay(1000), { tls: c.good }), {
+    allowUnknownCerts: true,
+  });
 });

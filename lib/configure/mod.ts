@@ -450,16 +450,20 @@ function renderLoggingYaml(logfile: string, level: string, user: string): string
     .replaceAll("@LOGFILE_PATH@", logfile)
     .replaceAll("@LOG_LEVEL@", level)
     .replaceAll("@DCM_USER@", user);
+  // Read back as the agent reads it (YAML 1.1): a path can parse and still change,
+  // e.g. ' #' starts a comment, so the file handler must come back with the same path.
+  let problem: string;
   try {
-    parseYaml(text);
+    const doc = parseYaml(text, { version: "1.1" });
+    const filename = doc?.handlers?.file_handler?.filename;
+    if (filename === logfile) return text;
+    problem = `it would be read back as '${filename}'`;
   } catch (error) {
-    throw new UsageError(
-      `-l/--logfile: '${logfile}' cannot be written into logging.yaml (${
-        (error as Error).message.split("\n")[0]
-      }); use a plain path`,
-    );
+    problem = (error as Error).message.split("\n")[0];
   }
-  return text;
+  throw new UsageError(
+    `-l/--logfile: '${logfile}' cannot be written into logging.yaml (${problem}); use a plain path`,
+  );
 }
 
 /** Creates the tree, writes every file at once, and gives the tree to the system user. */

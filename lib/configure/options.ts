@@ -41,7 +41,6 @@ export interface ConfigureArgs {
   installExtras: boolean;
   extraPackageLocation?: string;
   packageName?: string;
-  chefClient: boolean;
   chefClientVersion?: string;
   ossec?: boolean;
   idsAlertThreshold?: number;
@@ -73,6 +72,7 @@ const OPTIONS = {
   "install-extras": { type: "boolean" },
   "extra-package-location": { type: "string" },
   "package-name": { type: "string" },
+  // Accepted and ignored, as in the original: the installer script installs chef-client.
   "chef-client": { type: "boolean", short: "o" },
   "chef-client-version": { type: "string" },
   "intrusion-detection-ossec": { type: "string", short: "d" },
@@ -201,7 +201,6 @@ export function parseConfigureArgs(args: readonly string[]): ConfigureArgs {
     installExtras: flag("install-extras"),
     extraPackageLocation: checkHttpUrl(str("extra-package-location")),
     packageName: nonEmpty(str("package-name"), "--package-name"),
-    chefClient: flag("chef-client"),
     chefClientVersion: nonEmpty(str("chef-client-version"), "--chef-client-version"),
     ossec: checkYesNo(str("intrusion-detection-ossec")),
     idsAlertThreshold: checkThreshold(str("ids-alert-threshold")),

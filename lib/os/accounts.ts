@@ -198,26 +198,16 @@ export class Accounts {
 
   /** Reads the user `name` from the root's /etc/passwd. */
   async lookupUser(name: string): Promise<PasswdEntry | undefined> {
-    const text = await Deno.readTextFile(this.#path("/etc/passwd"));
-    for (const line of text.split("\n")) {
-      const f = line.split(":");
-      if (f.length >= 7 && f[0] === name) {
-        return { name, uid: Number(f[2]), gid: Number(f[3]), gecos: f[4], home: f[5], shell: f[6] };
-      }
-    }
-    return undefined;
+    const f = await this.#findEntry("/etc/passwd", name, 7);
+    if (!f) return undefined;
+    return { name, uid: Number(f[2]), gid: Number(f[3]), gecos: f[4], home: f[5], shell: f[6] };
   }
 
   /** Reads the group `name` from the root's /etc/group. */
   async lookupGroup(name: string): Promise<GroupEntry | undefined> {
-    const text = await Deno.readTextFile(this.#path("/etc/group"));
-    for (const line of text.split("\n")) {
-      const f = line.split(":");
-      if (f.length >= 4 && f[0] === name) {
-        return { name, gid: Number(f[2]), members: f[3].split(",").filter((m) => m !== "") };
-      }
-    }
-    return undefined;
+    const f = await this.#findEntry("/etc/group", name, 4);
+    if (!f) return undefined;
+    return { name, gid: Number(f[2]), members: f[3].split(",").filter((m) => m !== "") };
   }
 
   /** Reads UID_MIN and GID_MIN from the root's /etc/login.defs (1000 when unset). */
@@ -291,6 +281,14 @@ export class Accounts {
       }
       return `removed user ${name} with its home and mail spool`;
     }
+  }
+
+  /** The fields of `name`'s line in a colon-separated file of the root, if it has at least `fields`. */
+  async #findEntry(file: string, name: string, fields: number): Promise<string[] | undefined> {
+    const text = await Deno.readTextFile(this.#path(file));
+    return text.split("\n").map((line) => line.split(":")).find((f) =>
+      f.length >= fields && f[0] === name
+    );
   }
 
   /** A path inside the root. */

@@ -29,7 +29,7 @@ export interface HostIdentityOptions extends SystemAdapterOptions {
 }
 
 /** The longest server name accepted before sanitising (spec 2.6). */
-export const MAX_SERVER_NAME_CHARS = 255;
+const MAX_SERVER_NAME_CHARS = 255;
 // The kernel's HOST_NAME_MAX: `hostname` fails for longer names.
 const MAX_HOSTNAME_CHARS = 64;
 const LABEL = "([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]{0,61}[A-Za-z0-9])";

@@ -5,6 +5,7 @@
  * the same code path works whether the agent is root or uses sudo.
  */
 import { basename, dirname, join } from "node:path";
+import { runProcess } from "../process_runner.ts";
 
 /** The outcome of one tool run. */
 export interface ToolResult {
@@ -12,7 +13,7 @@ export interface ToolResult {
   code: number;
   stdout: string;
   stderr: string;
-  /** True when stdout or stderr was longer than the cap and was cut. */
+  /** True when stdout or stderr was longer than MAX_TOOL_OUTPUT_BYTES and was cut (and marked). */
   truncated: boolean;
 }
 
@@ -49,10 +50,6 @@ export interface ToolRunnerOptions {
   sudo?: string | null;
   /** Directory for private staging files; default: the system temp directory. */
   tempDir?: string;
-  /** Milliseconds a tool may run before it is killed; default 120 s. */
-  timeoutMs?: number;
-  /** Bytes kept of stdout and of stderr; default 1 MiB. */
-  maxOutputBytes?: number;
 }
 
 /** A tool exited with a code the caller did not accept. */
@@ -70,6 +67,10 @@ export class ToolError extends Error {
 const TOOL_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 const TOOL_ENV = { PATH: TOOL_DIRS.join(":"), LC_ALL: "C" };
 const resolvedTools = new Map<string, string>();
+/** Milliseconds a tool may run before its process tree is killed. */
+const TOOL_TIMEOUT_MS = 120_000;
+/** Bytes kept of a tool's stdout and, separately, of its stderr. */
+const MAX_TOOL_OUTPUT_BYTES = 1024 * 1024;
 
 /** Finds a system tool by name in the standard sbin/bin directories; throws if absent. */
 function findTool(name: string): string {
@@ -97,44 +98,23 @@ function findTool(name: string): string {
 export class ToolRunner {
   readonly #sudo: string | null;
   readonly #tempDir: string | undefined;
-  readonly #timeoutMs: number;
-  readonly #maxOutput: number;
 
   constructor(options: ToolRunnerOptions = {}) {
     this.#sudo = options.sudo ?? null;
     this.#tempDir = options.tempDir;
-    this.#timeoutMs = options.timeoutMs ?? 120_000;
-    this.#maxOutput = options.maxOutputBytes ?? 1024 * 1024;
   }
 
   /** Runs a tool and returns its exit code and output; throws only if it cannot start. */
   async run(argv: string[], options: RunOptions = {}): Promise<ToolResult> {
-    const full = this.#argv(argv, options);
-    const child = new Deno.Command(full[0], {
-      args: full.slice(1),
-      clearEnv: true,
+    const result = await runProcess(this.#argv(argv, options), {
       env: TOOL_ENV,
-      stdin: options.stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(this.#timeoutMs),
-    }).spawn();
-    if (options.stdin !== undefined) {
-      const writer = child.stdin.getWriter();
-      try {
-        await writer.write(new TextEncoder().encode(options.stdin));
-        await writer.close();
-      } catch {
-        // The tool exited without reading its input; its exit code tells why.
-      }
-    }
-    const [out, err, status] = await Promise.all([
-      readCapped(child.stdout, this.#maxOutput),
-      readCapped(child.stderr, this.#maxOutput),
-      child.status,
-    ]);
-    const code = status.signal ? 128 + signalNumber(status.signal) : status.code;
-    return { code, stdout: out.text, stderr: err.text, truncated: out.cut || err.cut };
+      clearEnv: true,
+      stdin: options.stdin,
+      timeoutMs: TOOL_TIMEOUT_MS,
+      maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
+    });
+    const { code, stdout, stderr, truncated } = result;
+    return { code, stdout, stderr, truncated };
   }
 
   /** Runs a tool and throws a ToolError naming the tool and its message unless the exit code is accepted. */
@@ -238,41 +218,4 @@ export async function statPath(runner: ToolRunner, path: string): Promise<PathIn
     ? "symlink"
     : "other";
   return { kind, uid: Number(uid), gid: Number(gid), mode: mode & 0o7777, links: Number(links) };
-}
-
-async function readCapped(
-  stream: ReadableStream<Uint8Array>,
-  cap: number,
-): Promise<{ text: string; cut: boolean }> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  let cut = false;
-  // Keep reading past the cap so the tool never blocks on a full pipe.
-  for await (const chunk of stream) {
-    if (size < cap) chunks.push(chunk.subarray(0, cap - size));
-    if (size + chunk.length > cap) cut = true;
-    size += chunk.length;
-  }
-  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    bytes.set(c, offset);
-    offset += c.length;
-  }
-  return { text: new TextDecoder().decode(bytes), cut };
-}
-
-function signalNumber(signal: Deno.Signal): number {
-  const numbers: Partial<Record<Deno.Signal, number>> = {
-    SIGHUP: 1,
-    SIGINT: 2,
-    SIGQUIT: 3,
-    SIGABRT: 6,
-    SIGKILL: 9,
-    SIGSEGV: 11,
-    SIGPIPE: 13,
-    SIGALRM: 14,
-    SIGTERM: 15,
-  };
-  return numbers[signal] ?? 0;
 }

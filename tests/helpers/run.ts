@@ -38,3 +38,40 @@ export async function runProgram(
   const decode = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
 }
+
+/**
+ * Starts `command` with `args` in its own process group, resolves with what
+ * `until` resolves with, and then kills the whole group. Rejects with the
+ * program's output when it exits first. For agents run on an agent.conf that
+ * the test wrote itself, which AgentProcess (it writes its own) cannot run.
+ */
+export async function runUntil<T>(
+  command: string,
+  args: string[],
+  until: () => Promise<T>,
+  options: { cwd?: string } = {},
+): Promise<T> {
+  const child = new Deno.Command(command, {
+    args,
+    cwd: options.cwd ?? REPO_ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    detached: true,
+  }).spawn();
+  const output = Promise.all([child.stdout.text(), child.stderr.text()]);
+  try {
+    return await Promise.race([
+      until(),
+      child.status.then(async (s) => {
+        throw new Error(`${args.join(" ")} exited with ${s.code}: ${(await output).join("\n")}`);
+      }),
+    ]);
+  } finally {
+    try {
+      Deno.kill(-child.pid, "SIGKILL");
+    } catch { /* already gone */ }
+    await child.status;
+    await output;
+  }
+}
