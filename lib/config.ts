@@ -4,8 +4,15 @@
  * the schema; a relative path is resolved against the file that set it.
  */
 import { dirname, isAbsolute, resolve } from "node:path";
-import { type IniSection, IniSyntaxError, parseIni } from "./ini.ts";
-import { type AgentConfig, type OptionSpec, SCHEMA, type SectionName } from "./config_schema.ts";
+import { type IniSection, IniSyntaxError, parseIni, renderIni } from "./ini.ts";
+import {
+  type AgentConfig,
+  FALSE_WORDS,
+  type OptionSpec,
+  SCHEMA,
+  type SectionName,
+  TRUE_WORDS,
+} from "./config_schema.ts";
 import { isFile } from "./fs_stat.ts";
 
 export type { AgentConfig } from "./config_schema.ts";
@@ -194,8 +201,8 @@ function convertValue(
     }
     case "bool": {
       const l = v.toLowerCase();
-      if (["true", "yes", "on", "1"].includes(l)) return true;
-      if (["false", "no", "off", "0"].includes(l)) return false;
+      if (TRUE_WORDS.includes(l)) return true;
+      if (FALSE_WORDS.includes(l)) return false;
       throw bad("is not a boolean; use True or False");
     }
     case "list":
@@ -213,10 +220,5 @@ export function configFromValues(
   values: Record<string, Record<string, string>>,
   file = "<memory>",
 ): AgentConfig {
-  const lines: string[] = [];
-  for (const [section, entries] of Object.entries(values)) {
-    lines.push(`[${section}]`);
-    for (const [k, v] of Object.entries(entries)) lines.push(`${k}=${v}`);
-  }
-  return parseConfigText(lines.join("\n"), file);
+  return parseConfigText(renderIni(values), file);
 }

@@ -71,6 +71,11 @@ export const CLOUD_TYPES = [
   "WindowsAzurePack",
 ] as const;
 
+/** Values a "bool" option reads as true (any case), as the original's ConfigParser did. */
+export const TRUE_WORDS: readonly string[] = ["true", "yes", "on", "1"];
+/** Values a "bool" option reads as false (any case). */
+export const FALSE_WORDS: readonly string[] = ["false", "no", "off", "0"];
+
 /** Platform names accepted in `[platform]name`. */
 export const PLATFORM_NAMES = ["ubuntu", "debian", "rhel", "centos", "fedora"] as const;
 

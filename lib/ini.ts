@@ -68,3 +68,19 @@ export function parseIni(text: string): IniSection[] {
   }
   return sections;
 }
+
+/** Renders sections as INI text; refuses keys and values that would not read back the same. */
+export function renderIni(sections: Record<string, Record<string, string>>): string {
+  const lines: string[] = [];
+  for (const [section, keys] of Object.entries(sections)) {
+    lines.push(`[${section}]`);
+    for (const [key, value] of Object.entries(keys)) {
+      if (/[\r\n]/.test(String(value)) || /[\r\n=\[\]]/.test(key)) {
+        throw new Error(`[${section}] ${key}: INI keys and values must be single-line`);
+      }
+      lines.push(`${key}=${value}`);
+    }
+    lines.push("");
+  }
+  return lines.join("\n");
+}

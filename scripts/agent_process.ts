@@ -3,6 +3,7 @@
  * demo and the bench) with a throw-away base directory and agent.conf, and
  * makes sure it never outlives its caller.
  */
+import { renderIni } from "../lib/ini.ts";
 import { AGENT_RUNTIME_FLAGS } from "../lib/runtime_flags.ts";
 
 /** The agent process ended while a caller was waiting for something. */
@@ -68,22 +69,6 @@ function defaultAgentConf(
     system: { user: "root" },
     cloud: { type: "UNKNOWN" },
   };
-}
-
-/** Renders sections as INI text; refuses values that would break the line format. */
-function renderIni(sections: Record<string, Record<string, string>>): string {
-  const lines: string[] = [];
-  for (const [section, keys] of Object.entries(sections)) {
-    lines.push(`[${section}]`);
-    for (const [key, value] of Object.entries(keys)) {
-      if (/[\r\n]/.test(String(value)) || /[\r\n=\[\]]/.test(key)) {
-        throw new Error(`agent.conf [${section}] ${key}: keys and values must be single-line`);
-      }
-      lines.push(`${key}=${value}`);
-    }
-    lines.push("");
-  }
-  return lines.join("\n");
 }
 
 function mergeConf(

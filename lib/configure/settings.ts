@@ -5,7 +5,7 @@
  * [features] or [docker]) are kept too.
  */
 import { dirname, isAbsolute, resolve } from "node:path";
-import { type OptionSpec, SCHEMA, type SectionName } from "../config_schema.ts";
+import { type OptionSpec, SCHEMA, type SectionName, TRUE_WORDS } from "../config_schema.ts";
 import { IniSyntaxError, parseIni } from "../ini.ts";
 import { UsageError } from "./options.ts";
 
@@ -62,7 +62,7 @@ export class ConfValues {
 
   /** Whether "section.key" holds a true boolean (`True`/`yes`, as the agent reads it). */
   isTrue(path: string): boolean {
-    return ["true", "yes", "on", "1"].includes((this.get(path) ?? "").trim().toLowerCase());
+    return TRUE_WORDS.includes((this.get(path) ?? "").trim().toLowerCase());
   }
 
   /** The keys of one section in order, or an empty map. */
