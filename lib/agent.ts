@@ -87,8 +87,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
         version: VERSION,
         platformName: platform.name,
         platformVersion: platform.version,
-        ipv4Addresses: async () =>
-          (await metadata.ipv4Addresses()).filter((a): a is string => typeof a === "string"),
+        ipv4Addresses: () => metadata.hostAddresses(),
         customerId: () => customerId,
       },
       adapters: {},

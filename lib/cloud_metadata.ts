@@ -21,6 +21,8 @@ export interface CloudMetadata {
   injectedId(): Promise<string | null>;
   /** The handshake `ipv4` list; entries are null when the metadata service did not answer. */
   ipv4Addresses(): Promise<(string | null)[]>;
+  /** The addresses `rename` chooses from: on Amazon the metadata's local-ipv4 first, then every local IPv4 (spec 8). */
+  hostAddresses(): Promise<string[]>;
 }
 
 /** Options for {@linkcode createCloudMetadata}. */
@@ -96,6 +98,11 @@ export function createCloudMetadata(
       const ipv4 = hooks.ipv4;
       if (!ipv4) return Promise.resolve(localIpv4());
       return bounded(ctx, [null], ipv4);
+    },
+    hostAddresses: async () => {
+      if (ctx.config.cloud.type !== "Amazon" || !hooks.ipv4) return localIpv4();
+      const fromCloud = await bounded(ctx, [null], hooks.ipv4);
+      return [...fromCloud.filter((a): a is string => a !== null), ...localIpv4()];
     },
   };
 }

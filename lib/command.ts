@@ -62,7 +62,7 @@ export interface HostInfo {
   version: string;
   platformName: string;
   platformVersion: string;
-  /** The IPv4 addresses the cloud metadata reports, primary first (spec 8). */
+  /** This host's IPv4 addresses, primary first, as `rename` chooses from them (spec 8). */
   ipv4Addresses(): Promise<string[]>;
   /** customerId from the last successful handshake, or null. */
   customerId(): unknown;

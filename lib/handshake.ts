@@ -13,7 +13,7 @@ export interface HandshakeOptions {
   /** agentID from the last accepted handshake in this process, or null. */
   agentId: string | null;
   token: string;
-  metadata: CloudMetadata;
+  metadata: Pick<CloudMetadata, "instanceId" | "injectedId" | "ipv4Addresses">;
   platform: Platform;
   /** The agent's version string. */
   version: string;

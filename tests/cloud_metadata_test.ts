@@ -102,6 +102,8 @@ Deno.test("cloud metadata: Amazon (IMDSv1) paths, with the spec's headers", asyn
     injectedId: "launch-7",
     ipv4: ["10.0.1.23"],
   });
+  // rename's choice: the metadata's local-ipv4 first, then the local addresses.
+  assert.deepEqual(await md.hostAddresses(), ["10.0.1.23", ...localIpv4()]);
   const get = server.requests.find((r) => r.path === "/latest/meta-data/instance-id")!;
   assert.equal(get.method, "GET");
   assert.equal(get.headers.get("content-type"), "application/x-www-form-urlencoded");
@@ -133,6 +135,8 @@ Deno.test("cloud metadata: DigitalOcean", async () => {
     injectedId: null,
     ipv4: ["203.0.113.9"],
   });
+  // The handshake has the public address; rename uses the local ones, as the original did.
+  assert.deepEqual(await md.hostAddresses(), localIpv4());
 });
 
 Deno.test("cloud metadata: Google sends Metadata-Flavor and joins host label and id", async () => {

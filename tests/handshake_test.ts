@@ -1,6 +1,5 @@
 /** Tests of lib/handshake.ts. */
 import assert from "node:assert/strict";
-import type { CloudMetadata } from "../lib/cloud_metadata.ts";
 import { createCloudMetadata } from "../lib/cloud_metadata.ts";
 import { configFromValues } from "../lib/config.ts";
 import { buildHandshake, type HandshakeOptions } from "../lib/handshake.ts";
@@ -11,7 +10,7 @@ const config = configFromValues({
 });
 
 /** Metadata with fixed answers, each after `delayMs`. */
-function fixedMetadata(delayMs = 0): CloudMetadata {
+function fixedMetadata(delayMs = 0): HandshakeOptions["metadata"] {
   const later = <T>(v: T) => new Promise<T>((resolve) => setTimeout(() => resolve(v), delayMs));
   return {
     instanceId: () => later("i-0abc1234"),
@@ -20,7 +19,7 @@ function fixedMetadata(delayMs = 0): CloudMetadata {
   };
 }
 
-function options(metadata: CloudMetadata): HandshakeOptions {
+function options(metadata: HandshakeOptions["metadata"]): HandshakeOptions {
   return {
     agentId: null,
     token: "tok-1",
