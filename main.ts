@@ -9,9 +9,9 @@
  *   dcm-agent -r | --report        write a support tarball to /tmp/agent_info.tar.gz
  *   dcm-agent -V | --version       print `Version X`
  */
-import { runAgent } from "./lib/agent.ts";
-import { ConfigError, loadConfig } from "./lib/config.ts";
-import { VERSION } from "./lib/version.ts";
+import { runAgent } from "./lib/agent/mod.ts";
+import { ConfigError, loadConfig } from "./lib/config/mod.ts";
+import { VERSION } from "./lib/protocol/mod.ts";
 
 const USAGE = `Usage: dcm-agent [run] [-c FILE]
        dcm-agent status [-c FILE]
@@ -68,14 +68,14 @@ export async function main(args: string[]): Promise<number> {
     if (words.includes("status") || words.includes("--report")) {
       const config = loadConfig({ file: configFile });
       if (words.includes("--report")) {
-        const { buildReport } = await import("./lib/report.ts");
+        const { buildReport } = await import("./lib/cli/mod.ts");
         const file = await buildReport(config);
         console.log(
           `**********************************************\nThe report is in ${file}\n**********************************************`,
         );
         return 0;
       }
-      const { printStatus } = await import("./lib/status.ts");
+      const { printStatus } = await import("./lib/cli/mod.ts");
       return printStatus(config, { line: (t) => console.log(t), color: Deno.stdout.isTerminal() });
     }
     const unknown = words.filter((w) => w !== "run");

@@ -3,8 +3,8 @@
  * demo and the bench) with a throw-away base directory and agent.conf, and
  * makes sure it never outlives its caller.
  */
-import { renderIni } from "../lib/ini.ts";
-import { AGENT_RUNTIME_FLAGS } from "../lib/runtime_flags.ts";
+import { renderIni } from "../lib/config/ini.ts";
+import { AGENT_RUNTIME_FLAGS } from "../lib/config/runtime_flags.ts";
 
 /** The agent process ended while a caller was waiting for something. */
 export class AgentExitedError extends Error {}

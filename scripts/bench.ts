@@ -11,7 +11,7 @@
  * Progress goes to stderr; stdout carries only the JSON object.
  */
 import { parseArgs } from "node:util";
-import { AGENT_RUNTIME_FLAGS } from "../lib/runtime_flags.ts";
+import { AGENT_RUNTIME_FLAGS } from "../lib/config/runtime_flags.ts";
 import { AgentProcess, killAllAgents } from "./agent_process.ts";
 import { DevManager } from "./dev_manager.ts";
 

@@ -12,8 +12,8 @@
  */
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { AGENT_RUNTIME_FLAGS } from "../lib/runtime_flags.ts";
-import { isFile } from "../lib/fs_stat.ts";
+import { AGENT_RUNTIME_FLAGS } from "../lib/config/runtime_flags.ts";
+import { isFile } from "../lib/os/fs_stat.ts";
 import { REPO_ROOT } from "./agent_process.ts";
 
 /** Exit code when no runtime base is available. */

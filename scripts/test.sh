@@ -52,7 +52,7 @@ count "$out"
 log "bundling dist/dcm-agent.js"
 if deno task bundle >"$out" 2>&1; then
   log "integration tests against the bundle"
-  DCM_AGENT_TEST_ENTRY=dist/dcm-agent.js deno test -A --parallel tests/agent_protocol_test.ts 2>&1 | tee "$out"
+  DCM_AGENT_TEST_ENTRY=dist/dcm-agent.js deno test -A --parallel tests/agent/agent_protocol_test.ts 2>&1 | tee "$out"
   count "$out"
 else
   cat "$out"

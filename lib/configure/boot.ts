@@ -8,11 +8,11 @@
  */
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { writeFileAtomic } from "../atomic_file.ts";
+import { writeFileAtomic } from "../os/mod.ts";
 import unitTemplate from "../../config/dcm-agent.service" with { type: "text" };
 import initTemplate from "../../config/dcm-agent.init" with { type: "text" };
-import { AGENT_RUNTIME_FLAGS } from "../runtime_flags.ts";
-import { pathExists } from "../fs_stat.ts";
+import { AGENT_RUNTIME_FLAGS } from "../config/mod.ts";
+import { pathExists } from "../os/mod.ts";
 
 /** The init systems configure can register with. */
 export type InitSystem = "systemd" | "sysv";

@@ -2,7 +2,7 @@
  * Cloud names for `configure` (spec 5.4 and 8): normalising what the operator
  * typed, the list offered interactively, and the per-cloud metadata_url.
  */
-import { CLOUD_TYPES } from "../config_schema.ts";
+import { CLOUD_TYPES } from "../config/mod.ts";
 
 /** Clouds offered by `configure -i`: every cloud type except the hidden test cloud. */
 export const OFFERED_CLOUDS: readonly string[] = CLOUD_TYPES.filter((c) => c !== "Konami");

@@ -7,9 +7,9 @@
  * OpenStack comes before Amazon because it also answers on the EC2 address.
  */
 import { join } from "node:path";
-import { createCloudMetadata } from "../cloud_metadata.ts";
-import { configFromValues } from "../config.ts";
-import { pathExists } from "../fs_stat.ts";
+import { createCloudMetadata } from "../os/mod.ts";
+import { configFromValues } from "../config/mod.ts";
+import { pathExists } from "../os/mod.ts";
 
 /** Options for {@linkcode detectCloud}. */
 export interface DetectCloudOptions {

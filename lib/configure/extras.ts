@@ -3,9 +3,9 @@
  * (used by Puppet runs) for this distribution and installs it with dpkg or rpm.
  */
 import { join } from "node:path";
-import { pathExists } from "../fs_stat.ts";
-import { detectPlatform, type Platform } from "../platform.ts";
-import { VERSION } from "../version.ts";
+import { pathExists } from "../os/mod.ts";
+import { detectPlatform, type Platform } from "../os/mod.ts";
+import { VERSION } from "../protocol/mod.ts";
 
 /** The [extra] settings. */
 export interface ExtrasSettings {

@@ -7,8 +7,9 @@
 import { dirname, join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import loggingTemplate from "../../config/logging.yaml" with { type: "text" };
-import { ConfigError, parseConfigText } from "../config.ts";
-import { defaultPluginConfText } from "../plugin_conf.ts";
+import { ConfigError, parseConfigText } from "../config/mod.ts";
+import { defaultPluginConfText } from "../core/mod.ts";
+import { BUILTIN_COMMANDS } from "../../commands/mod.ts";
 import { agentProgram, type InitSystem, installBoot, SERVICE_NAME } from "./boot.ts";
 import {
   CA_BUNDLE_CANDIDATES,
@@ -43,7 +44,7 @@ import {
   StagedFiles,
 } from "./tree.ts";
 import { renderAgentConf } from "./writer.ts";
-import { isDirectory, isFile, pathExists, readTextIfPresent } from "../fs_stat.ts";
+import { isDirectory, isFile, pathExists, readTextIfPresent } from "../os/mod.ts";
 
 /** Hooks for tests and embedding; every field has a sensible default. */
 export interface ConfigureOptions {
@@ -440,7 +441,7 @@ function otherFiles(
       `-l/-L: ${loggingFile} is kept because of -r; add -R to rewrite it with the new log settings`,
     );
   }
-  if (rewrite(pluginFile)) files.set(pluginFile, defaultPluginConfText());
+  if (rewrite(pluginFile)) files.set(pluginFile, defaultPluginConfText(BUILTIN_COMMANDS));
   return files;
 }
 

@@ -5,7 +5,7 @@
  */
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { SCHEMA } from "../config_schema.ts";
+import { SCHEMA } from "../config/mod.ts";
 import { normalizeCloud, OFFERED_CLOUDS } from "./clouds.ts";
 
 /** A bad option or value: the message names the option and the fix; exit code 2. */

@@ -5,8 +5,8 @@
  * [features] or [docker]) are kept too.
  */
 import { dirname, isAbsolute, resolve } from "node:path";
-import { type OptionSpec, SCHEMA, type SectionName, TRUE_WORDS } from "../config_schema.ts";
-import { IniSyntaxError, parseIni } from "../ini.ts";
+import { type OptionSpec, SCHEMA, type SectionName, TRUE_WORDS } from "../config/mod.ts";
+import { IniSyntaxError, parseIni } from "../config/mod.ts";
 import { UsageError } from "./options.ts";
 
 /** The schema entry of a key, or undefined for keys outside the schema. */

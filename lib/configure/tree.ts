@@ -4,8 +4,8 @@
  * renamed into place), and ownership by the system user.
  */
 import { join } from "node:path";
-import { isDirectory, pathExists } from "../fs_stat.ts";
-import { writeTempBeside } from "../atomic_file.ts";
+import { isDirectory, pathExists } from "../os/mod.ts";
+import { writeTempBeside } from "../os/mod.ts";
 
 /** A directory of the install tree. */
 export interface TreeDirectory {

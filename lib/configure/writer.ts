@@ -4,7 +4,7 @@
  * `#key=` for unset keys. Keys and sections outside the schema (kept from -r)
  * follow, so nothing the operator added is lost.
  */
-import { type OptionSpec, SCHEMA, type SectionName } from "../config_schema.ts";
+import { type OptionSpec, SCHEMA, type SectionName } from "../config/mod.ts";
 import type { ConfValues } from "./settings.ts";
 
 /** Help for the free-form sections the agent reads but SCHEMA does not list. */

@@ -6,12 +6,11 @@
  * touched as that user, so a link the user planted can never redirect a
  * root-privileged write.
  */
-import { getLogger } from "../log.ts";
+import { getLogger } from "../logging/mod.ts";
 import { join } from "node:path";
-import { ArgumentError, checkUserName } from "../arguments.ts";
-import type { CommandContext } from "../command.ts";
+import { ArgumentError, checkUserName } from "../protocol/mod.ts";
 import { type PathInfo, type RunAs, statPath, ToolError, ToolRunner } from "./run_tool.ts";
-import { pathUnderRoot, systemAdapter, type SystemAdapterOptions } from "./system_adapter.ts";
+import { pathUnderRoot, type SystemAdapterOptions } from "./system_adapter.ts";
 
 const log = getLogger(["dcm", "agent", "plugins"]);
 
@@ -567,11 +566,6 @@ function refuseUnsafe(info: PathInfo, path: string, expected: "file" | "director
         `it with a plain copy and retry`,
     );
   }
-}
-
-/** The accounts adapter a command should use: the injected one in tests, else the live system's. */
-export function accountsFor(ctx: CommandContext): Accounts {
-  return systemAdapter(ctx, { name: "accounts", type: Accounts });
 }
 
 /** The reply text of an expected failure (a refusal or a failed tool), or null for a bug. */

@@ -3,10 +3,9 @@
  * `/etc/hosts` line of the primary IPv4 address, as the original's `rename`
  * script set them (spec 2.6), against a root directory ("/" in production).
  */
-import { getLogger } from "../log.ts";
-import type { CommandContext } from "../command.ts";
+import { getLogger } from "../logging/mod.ts";
 import { statPath, ToolError, ToolRunner } from "./run_tool.ts";
-import { pathUnderRoot, systemAdapter, type SystemAdapterOptions } from "./system_adapter.ts";
+import { pathUnderRoot, type SystemAdapterOptions } from "./system_adapter.ts";
 
 const log = getLogger(["dcm", "agent", "plugins"]);
 
@@ -147,11 +146,6 @@ export class HostIdentity {
       gid: info?.gid ?? 0,
     });
   }
-}
-
-/** The host identity adapter a command should use: the injected one in tests, else the live system's. */
-export function hostIdentityFor(ctx: CommandContext): HostIdentity {
-  return systemAdapter(ctx, { name: "hostIdentity", type: HostIdentity });
 }
 
 /** The reply text of an expected rename failure, or null for a bug. */

@@ -5,7 +5,7 @@
  * the same code path works whether the agent is root or uses sudo.
  */
 import { basename, dirname, join } from "node:path";
-import { runProcess } from "../process_runner.ts";
+import { runProcess } from "./process_runner.ts";
 
 /** The outcome of one tool run. */
 export interface ToolResult {

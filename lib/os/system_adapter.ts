@@ -1,10 +1,9 @@
 /**
- * How commands find their OS adapter: the one registered in
- * `ctx.services.adapters` (tests register throw-away-root adapters), else a
- * live adapter for `/` that uses [system] sudo when the agent is not root.
+ * What every OS adapter takes: a system root ("/" in production, a throw-away
+ * directory in tests), the sudo program and a staging directory.
  */
 import { join } from "node:path";
-import type { CommandContext } from "../command.ts";
+import type { AgentConfig } from "../config/mod.ts";
 
 /** Options every OS adapter accepts. */
 export interface SystemAdapterOptions {
@@ -21,23 +20,11 @@ export function pathUnderRoot(root: string, path: string): string {
   return root === "/" ? path : join(root, path);
 }
 
-/** The adapter registered under `name`, or a live one for `/`. */
-export function systemAdapter<T>(
-  ctx: CommandContext,
-  options: { name: string; type: new (options: SystemAdapterOptions) => T },
-): T {
-  const injected = ctx.services.adapters[options.name];
-  if (injected === undefined) {
-    return new options.type({
-      root: "/",
-      sudo: Deno.uid() === 0 ? null : ctx.config.system.sudo,
-      tempDir: ctx.config.storage.temppath ?? undefined,
-    });
-  }
-  if (!(injected instanceof options.type)) {
-    throw new Error(
-      `services.adapters.${options.name} is set but is not a ${options.type.name} adapter`,
-    );
-  }
-  return injected;
+/** Options of a live adapter for "/", using [system] sudo when the agent is not root. */
+export function liveAdapterOptions(config: AgentConfig): SystemAdapterOptions {
+  return {
+    root: "/",
+    sudo: Deno.uid() === 0 ? null : config.system.sudo,
+    tempDir: config.storage.temppath ?? undefined,
+  };
 }

@@ -3,10 +3,10 @@
  * in-memory state, no jobs, the given stat registry and adapters, and a log
  * that records what the command reported.
  */
-import type { CommandContext, CommandModule, CommandServices } from "../../lib/command.ts";
-import { type AgentConfig, configFromValues } from "../../lib/config.ts";
-import { executeCommand } from "../../lib/execute.ts";
-import type { LogLevel } from "../../lib/protocol.ts";
+import type { CommandContext, CommandModule, CommandServices } from "../../lib/core/command.ts";
+import { type AgentConfig, configFromValues } from "../../lib/config/agent_conf.ts";
+import { executeCommand } from "../../lib/core/dispatch.ts";
+import type { LogLevel } from "../../lib/protocol/messages.ts";
 
 /** What a test context recorded. */
 export interface TestContext extends CommandContext {

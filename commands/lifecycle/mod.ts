@@ -1,0 +1,8 @@
+/** The VM's life cycle: first-boot initialization. */
+import type { CommandModule } from "../../lib/core/command.ts";
+import initialize from "./initialize.ts";
+
+/** The commands of this family. */
+export const COMMANDS: readonly CommandModule[] = [
+  initialize,
+];

@@ -1,0 +1,254 @@
+/**
+ * `dcm-agent run`: wires configuration, logging, the journal, the command
+ * table, the request listener and the manager connection together, and owns
+ * the process life cycle (signals, pid file, graceful shutdown).
+ */
+import { getLogger } from "../logging/mod.ts";
+import { type AgentConfig, loadConfig } from "../config/mod.ts";
+import { configureLogging, shutdownLogging } from "../logging/mod.ts";
+import { Journal } from "../core/mod.ts";
+import { loadOrCreateToken, regenerateToken } from "../os/mod.ts";
+import { type CloudMetadata, createCloudMetadata } from "../os/mod.ts";
+import { platformFor } from "../os/mod.ts";
+import { buildHandshake } from "../transport/mod.ts";
+import { Connection } from "../transport/mod.ts";
+import { builtinPluginTable, loadPluginConf, type PluginTable } from "../core/mod.ts";
+import { RequestListener } from "../core/mod.ts";
+import { StatRegistry } from "../../commands/stats/registry.ts";
+import { killAllProcessGroups } from "../os/mod.ts";
+import { logFrame, type LogLevel } from "../protocol/mod.ts";
+import { writeFileAtomic } from "../os/mod.ts";
+import { VERSION } from "../protocol/mod.ts";
+import { BUILTIN_COMMANDS } from "../../commands/mod.ts";
+
+const log = getLogger(["dcm", "agent"]);
+
+/** LOG frames kept while the connection is down (oldest dropped first). */
+const MAX_BUFFERED_LOGS = 200;
+
+/** Options for {@linkcode runAgent}. */
+export interface RunAgentOptions {
+  /** The `-c FILE` argument. */
+  configFile?: string;
+}
+
+/** Runs the agent until SIGTERM/SIGINT; returns the process exit code; throws ConfigError for a bad agent.conf. */
+export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
+  let config: AgentConfig = loadConfig({ file: options.configFile });
+  const pendingLogs: Record<string, unknown>[] = [];
+  // Logging and the listener are set up before the connection exists.
+  const link: { connection?: Connection } = {};
+  const managerSink = (level: LogLevel, line: string) => {
+    const frame = logFrame(level, line);
+    if (link.connection?.send(frame)) return;
+    pendingLogs.push(frame);
+    if (pendingLogs.length > MAX_BUFFERED_LOGS) pendingLogs.shift();
+  };
+  try {
+    await configureLogging(config.logging.configfile, { managerSink });
+  } catch (err) {
+    console.error(`dcm-agent: logging configuration error: ${(err as Error).message}`);
+    return 2;
+  }
+
+  let journal: Journal;
+  try {
+    journal = Journal.open(config.storage.dbfile!);
+  } catch (err) {
+    console.error(`dcm-agent: ${(err as Error).message}`);
+    await shutdownLogging();
+    return 1;
+  }
+  const baseDir = config.storage.base_dir!;
+  let token = loadOrCreateToken(baseDir);
+  let metadata: CloudMetadata = createCloudMetadata(config);
+  const platform = platformFor(config);
+  let plugins = loadPlugins(config);
+  let agentId: string | null = journal.getValue("agent_id") ?? null;
+  let customerId: unknown = null;
+  const stats = new StatRegistry();
+
+  const listener = new RequestListener({
+    config,
+    journal,
+    plugins: () => plugins,
+    transport: {
+      send: (frame) => link.connection?.send(frame) ?? false,
+      isOpen: () => link.connection?.isOpen() ?? false,
+    },
+    agentId: () => agentId,
+    services: {
+      state: {
+        get: () => journal.getValue("agent_state") ?? "STARTING",
+        set: (s) => void journal.setValue("agent_state", s),
+      },
+      stats,
+      host: {
+        version: VERSION,
+        platformName: platform.name,
+        platformVersion: platform.version,
+        ipv4Addresses: () => metadata.hostAddresses(),
+        customerId: () => customerId,
+      },
+      adapters: {},
+    },
+    onHemlock: hemlock,
+  });
+  await listener.start();
+
+  const connection = new Connection({
+    config,
+    buildHandshake: () =>
+      buildHandshake(config, {
+        agentId,
+        token,
+        metadata,
+        platform,
+        version: VERSION,
+        plugins: plugins.names(),
+        pluginFeatures: pluginFeatures(plugins, config),
+      }),
+    onAccepted: (hs) => {
+      agentId = typeof hs.agentID === "string"
+        ? hs.agentID
+        : hs.agentID == null
+        ? null
+        : String(hs.agentID);
+      customerId = hs.customerId ?? null;
+      if (agentId !== null) {
+        void journal.setValue("agent_id", agentId);
+        void journal.purgeOtherAgents(agentId);
+      }
+      log.info("connected to the manager as agent {agentId}", { agentId });
+    },
+    onTokenConflict: () => {
+      log.warn(
+        "the manager says this agent's token is in use elsewhere (409); generating a new token",
+      );
+      token = regenerateToken(baseDir);
+    },
+    onOpen: () => {
+      listener.onOpen();
+      while (pendingLogs.length && connection.send(pendingLogs[0])) pendingLogs.shift();
+    },
+    onMessage: (text) => listener.handleFrame(text),
+    onDisconnect: (reason) => log.info("disconnected from the manager: {reason}", { reason }),
+  });
+
+  link.connection = connection;
+
+  const pidFile = `${baseDir}/dcm-agent.pid`;
+  try {
+    writeFileAtomic(pidFile, `${Deno.pid}\n`, { mode: 0o644 });
+  } catch (err) {
+    log.warn("cannot write the pid file {pidFile}: {error}", {
+      pidFile,
+      error: (err as Error).message,
+    });
+  }
+
+  const sweepEvery = Math.min(3600, Math.max(10, config.storage.db_timeout / 4)) * 1000;
+  const sweeper = setInterval(() => {
+    const n = journal.sweep(config.storage.db_timeout);
+    const j = config.jobs.retain_job_time > 0 ? journal.sweepJobs(config.jobs.retain_job_time) : 0;
+    if (n || j) log.debug("journal sweep removed {n} request(s) and {j} job(s)", { n, j });
+  }, sweepEvery);
+
+  connection.start();
+  log.info("dcm-agent {version} started (pid {pid}); manager {url}", {
+    version: VERSION,
+    pid: Deno.pid,
+    url: config.connection.agentmanager_url,
+  });
+
+  const { promise: stopped, resolve: stop } = Promise.withResolvers<void>();
+  const onStop = () => stop();
+  const onHup = () => {
+    try {
+      const next = loadConfig({ file: options.configFile });
+      config = next;
+      metadata = createCloudMetadata(next);
+      plugins = loadPlugins(next);
+      listener.reconfigure(next);
+      connection.updateConfig(next);
+      void configureLogging(next.logging.configfile, { managerSink }).catch((err) =>
+        log.error("SIGHUP: the new logging settings were not applied: {error}", {
+          error: (err as Error).message,
+        })
+      );
+      log.info("SIGHUP: configuration reloaded");
+    } catch (err) {
+      log.error("SIGHUP: the configuration was not reloaded, the old one stays in force: {error}", {
+        error: (err as Error).message,
+      });
+    }
+  };
+  Deno.addSignalListener("SIGTERM", onStop);
+  Deno.addSignalListener("SIGINT", onStop);
+  Deno.addSignalListener("SIGHUP", onHup);
+  await stopped;
+
+  log.info("stopping: waiting up to {grace} s for running commands", {
+    grace: config.workers.shutdown_grace,
+  });
+  await listener.stop(config.workers.shutdown_grace * 1000);
+  stats.stopAll();
+  clearInterval(sweeper);
+  await connection.stop();
+  journal.close();
+  Deno.removeSignalListener("SIGTERM", onStop);
+  Deno.removeSignalListener("SIGINT", onStop);
+  Deno.removeSignalListener("SIGHUP", onHup);
+  try {
+    Deno.removeSync(pidFile);
+  } catch { /* already gone */ }
+  log.info("dcm-agent stopped");
+  await shutdownLogging();
+  return 0;
+}
+
+/** Loads plugin.conf when configured; falls back to the built-in list if it cannot be read. */
+function loadPlugins(config: AgentConfig): PluginTable {
+  const file = config.plugin.configfile;
+  if (!file) return builtinPluginTable(BUILTIN_COMMANDS);
+  try {
+    return loadPluginConf(file, BUILTIN_COMMANDS);
+  } catch (err) {
+    log.error("{error}; using the built-in command list", { error: (err as Error).message });
+    return builtinPluginTable(BUILTIN_COMMANDS);
+  }
+}
+
+/** Handshake features contributed by the offered commands; a failing one is skipped. */
+function pluginFeatures(plugins: PluginTable, config: AgentConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const e of plugins.entries) {
+    try {
+      Object.assign(out, e.module.features?.(config) ?? {});
+    } catch (err) {
+      log.error("command {name} could not report its features: {error}", {
+        name: e.name,
+        error: (err as Error).message,
+      });
+    }
+  }
+  return out;
+}
+
+/** HEMLOCK: kill every command's process tree, then the agent's own process group. */
+function hemlock(): void {
+  killAllProcessGroups("SIGKILL");
+  const pgid = ownProcessGroup();
+  if (pgid === Deno.pid) Deno.kill(-pgid, "SIGKILL");
+  Deno.kill(Deno.pid, "SIGKILL");
+}
+
+function ownProcessGroup(): number {
+  try {
+    // Field 5 of /proc/self/stat, after the parenthesised command name.
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+  } catch {
+    return -1;
+  }
+}
