@@ -5,6 +5,7 @@
  */
 import { Journal, type RequestState, timestamp } from "../core/mod.ts";
 import type { AgentConfig } from "../config/mod.ts";
+import { userNameOf } from "../os/mod.ts";
 
 /** Where status output goes (tests capture it). */
 export interface StatusOutput {
@@ -105,11 +106,5 @@ function readProcess(pid: number): { started: string; user: string; status: stri
 }
 
 function userName(uid: string): string {
-  try {
-    for (const line of Deno.readTextFileSync("/etc/passwd").split("\n")) {
-      const f = line.split(":");
-      if (f[2] === uid) return f[0];
-    }
-  } catch { /* fall back to the number */ }
-  return uid;
+  return (/^\d+$/.test(uid) ? userNameOf(Number(uid)) : undefined) ?? uid;
 }

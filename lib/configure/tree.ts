@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { isDirectory, pathExists } from "../os/mod.ts";
-import { writeTempBeside } from "../os/mod.ts";
+import { lookupUser as lookupPasswdUser, writeTempBeside } from "../os/mod.ts";
 
 /** A directory of the install tree. */
 export interface TreeDirectory {
@@ -122,23 +122,8 @@ export interface UserIds {
 
 /** Looks a user up with getent (so NSS users count), else in /etc/passwd; undefined if unknown. */
 export function lookupUser(name: string): UserIds | undefined {
-  let line: string | undefined;
-  try {
-    const out = new Deno.Command("getent", {
-      args: ["passwd", name],
-      stdout: "piped",
-      stderr: "null",
-    })
-      .outputSync();
-    line = out.success ? new TextDecoder().decode(out.stdout).split("\n")[0] : undefined;
-  } catch {
-    try {
-      line = Deno.readTextFileSync("/etc/passwd").split("\n").find((l) => l.startsWith(`${name}:`));
-    } catch { /* no passwd file: the user is unknown */ }
-  }
-  const fields = line?.split(":");
-  if (!fields || fields.length < 4 || fields[0] !== name) return undefined;
-  return { uid: Number(fields[2]), gid: Number(fields[3]) };
+  const entry = lookupPasswdUser(name);
+  return entry && { uid: entry.uid, gid: entry.gid };
 }
 
 /** `chown -R uid:gid dir`, without following symbolic links. */

@@ -6,6 +6,7 @@
 export * from "./atomic_file.ts";
 export * from "./cloud_metadata.ts";
 export * from "./fs_stat.ts";
+export * from "./passwd.ts";
 export * from "./platform.ts";
 export * from "./proc_stats.ts";
 export * from "./process_runner.ts";
