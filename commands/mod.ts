@@ -12,6 +12,9 @@ import { COMMANDS as AGENT } from "./agent/mod.ts";
 import { COMMANDS as LIFECYCLE } from "./lifecycle/mod.ts";
 import { COMMANDS as SCRIPTS } from "./scripts/mod.ts";
 import { COMMANDS as STATS } from "./stats/mod.ts";
+
+/** The stat collectors behind the stats family, a service the agent holds for it. */
+export { StatRegistry } from "./stats/mod.ts";
 import { COMMANDS as USERS } from "./users/mod.ts";
 
 /** Every command this agent implements, in advertised order. */

@@ -1,5 +1,5 @@
 /** The VM's life cycle: first-boot initialization. */
-import type { CommandModule } from "../../lib/core/command.ts";
+import type { CommandModule } from "../../lib/core/mod.ts";
 import initialize from "./initialize.ts";
 
 /** The commands of this family. */

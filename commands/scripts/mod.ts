@@ -1,5 +1,5 @@
 /** Scripts the manager sends or points to, run with the agent's script environment. */
-import type { CommandModule } from "../../lib/core/command.ts";
+import type { CommandModule } from "../../lib/core/mod.ts";
 import runScript from "./run_script.ts";
 import fetchRun from "./fetch_run.ts";
 

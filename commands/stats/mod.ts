@@ -1,5 +1,5 @@
 /** System statistics: collectors started, sampled and stopped by the manager. */
-import type { CommandModule } from "../../lib/core/command.ts";
+import type { CommandModule } from "../../lib/core/mod.ts";
 import initSystemStat from "./init_system_stat.ts";
 import getSystemStat from "./get_system_stat.ts";
 import deleteSystemStat from "./delete_system_stat.ts";
@@ -10,3 +10,4 @@ export const COMMANDS: readonly CommandModule[] = [
   getSystemStat,
   deleteSystemStat,
 ];
+export { StatRegistry } from "./registry.ts";

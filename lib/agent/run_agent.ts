@@ -14,7 +14,7 @@ import { buildHandshake } from "../transport/mod.ts";
 import { Connection } from "../transport/mod.ts";
 import { builtinPluginTable, loadPluginConf, type PluginTable } from "../core/mod.ts";
 import { RequestListener } from "../core/mod.ts";
-import { StatRegistry } from "../../commands/stats/registry.ts";
+import { StatRegistry } from "../../commands/mod.ts";
 import { killAllProcessGroups } from "../os/mod.ts";
 import { logFrame, type LogLevel } from "../protocol/mod.ts";
 import { writeFileAtomic } from "../os/mod.ts";
