@@ -26,7 +26,7 @@ export default defineCommand({
     if (args.userId === null) {
       return makeReply(1, { error_message: "userId is null; give the name of the user to add" });
     }
-    const { Accounts, describeFailure } = await import("../../lib/os/accounts.ts");
+    const { Accounts, describeFailure } = await import("../../lib/os/accounts/mod.ts");
     const accounts = ctx.services.adapters.accounts ?? new Accounts(liveAdapterOptions(ctx.config));
     try {
       const done = await accounts.addUser({

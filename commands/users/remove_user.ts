@@ -13,7 +13,7 @@ export default defineCommand({
     if (args.userId === null) {
       throw new Error("userId is null; give the name of the user to remove");
     }
-    const { Accounts } = await import("../../lib/os/accounts.ts");
+    const { Accounts } = await import("../../lib/os/accounts/mod.ts");
     const accounts = ctx.services.adapters.accounts ?? new Accounts(liveAdapterOptions(ctx.config));
     // A failure throws: the original raised here, so the reply is return_code 1 with the
     // percent-encoded text (spec 2.0).

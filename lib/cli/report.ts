@@ -6,11 +6,9 @@
  */
 import { basename, dirname } from "node:path";
 import type { AgentConfig } from "../config/mod.ts";
-import { platformFor } from "../os/mod.ts";
+import { lookupUser, pathExists, platformFor } from "../os/mod.ts";
 import { PROTOCOL_VERSION } from "../protocol/mod.ts";
 import { VERSION } from "../protocol/mod.ts";
-import { pathExists } from "../os/mod.ts";
-import { lookupUser } from "../configure/tree.ts";
 
 /** Default location of the report, as the original. */
 export const REPORT_FILE = "/tmp/agent_info.tar.gz";

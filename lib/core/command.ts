@@ -5,7 +5,7 @@
  */
 import type { AgentConfig } from "../config/mod.ts";
 import type { ArgSpec } from "../protocol/mod.ts";
-import type { Accounts } from "../os/accounts.ts";
+import type { Accounts } from "../os/accounts/mod.ts";
 import type { HostIdentity } from "../os/host_identity.ts";
 import type { LogLevel, ReplyPayload } from "../protocol/mod.ts";
 

@@ -97,3 +97,13 @@ function readOrEmpty(path: string): string {
     return "";
   }
 }
+
+/** The entries of the root's /etc/passwd, read asynchronously; throws when it cannot be read. */
+export async function loadPasswd(options: PasswdOptions = {}): Promise<PasswdEntry[]> {
+  return parsePasswd(await Deno.readTextFile(pathUnderRoot(options.root ?? "/", "/etc/passwd")));
+}
+
+/** The entries of the root's /etc/group, read asynchronously; throws when it cannot be read. */
+export async function loadGroups(options: PasswdOptions = {}): Promise<GroupEntry[]> {
+  return parseGroups(await Deno.readTextFile(pathUnderRoot(options.root ?? "/", "/etc/group")));
+}

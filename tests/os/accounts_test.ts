@@ -8,7 +8,7 @@ import { join } from "node:path";
 import addUser from "../../commands/users/add_user.ts";
 import removeUser from "../../commands/users/remove_user.ts";
 import type { CommandModule } from "../../lib/core/command.ts";
-import { Accounts, parsePublicKey } from "../../lib/os/accounts.ts";
+import { Accounts, parsePublicKey } from "../../lib/os/accounts/mod.ts";
 import { executeCommand } from "../../lib/core/dispatch.ts";
 import type { ReplyPayload } from "../../lib/protocol/messages.ts";
 import { makeTestContext, type TestContext } from "../helpers/context.ts";

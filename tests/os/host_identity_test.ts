@@ -10,7 +10,7 @@ import addUser from "../../commands/users/add_user.ts";
 import initialize, { customerUserName } from "../../commands/lifecycle/initialize.ts";
 import rename from "../../commands/users/rename.ts";
 import { executeCommand } from "../../lib/core/dispatch.ts";
-import { Accounts } from "../../lib/os/accounts.ts";
+import { Accounts } from "../../lib/os/accounts/mod.ts";
 import { HostIdentity, sanitizeHostname, updateHostsText } from "../../lib/os/host_identity.ts";
 import type { ReplyPayload } from "../../lib/protocol/messages.ts";
 import { makeTestContext, type TestContext } from "../helpers/context.ts";
