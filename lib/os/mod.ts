@@ -1,6 +1,6 @@
 /**
  * The always-loaded base of the OS layer: processes, files, platform, /proc, cloud metadata, the secure directory.
- * Adapters that change the system (accounts.ts, host_identity.ts, run_tool.ts) are imported by path,
+ * Adapters that change the system (accounts/, host_identity.ts, run_tool.ts) are imported by path,
  * on first use, so an idle agent does not load them.
  */
 export * from "./atomic_file.ts";
