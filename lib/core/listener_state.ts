@@ -64,7 +64,7 @@ export class Outbox {
     return { message_id: messageId, request_id: id, agent_id: this.#o.agentId() };
   }
 
-  /** Rejects the frame about `id` with a reason the manager can show. */
+  /** Rejects the frame about `id` with a reason the manager can show; every NACK passes here. */
   nack(id: string, error: string, entity?: string): void {
     this.send(nackFrame(this.env(id), error, entity));
   }
