@@ -1,145 +1,52 @@
 /**
- * The SQLite request journal (spec 1.7): the record of every request the agent
- * accepted, so that a command runs at most once across crashes and restarts.
- *
- * Writes are group-committed: each write joins the open transaction and its
- * promise resolves once that transaction is durably committed (WAL,
- * synchronous=FULL). Callers send an ACK or REPLY only after that promise.
+ * The SQLite request journal: the record of every request the agent accepted,
+ * so that a command runs at most once across crashes and restarts. This module
+ * holds the operations on requests, jobs and agent settings; the file's layout
+ * and upgrade are in journal_schema.ts, durable batching in journal_writer.ts
+ * and the row types in journal_rows.ts.
  */
-import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { setImmediate } from "node:timers";
-import { dirname } from "node:path";
-import { getLogger } from "../logging/mod.ts";
-import { makeReply, percentEncode, type ReplyPayload } from "../protocol/mod.ts";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { ReplyPayload } from "../protocol/mod.ts";
 import type { JobDescription } from "./command.ts";
+import {
+  type JobRow,
+  lostReply,
+  type Recovery,
+  type RequestRow,
+  type RequestState,
+  SELECT_ROW,
+  TERMINAL_SQL,
+  timestamp,
+  toJob,
+  toRow,
+} from "./journal_rows.ts";
+import { type JournalOptions, openJournalDatabase } from "./journal_schema.ts";
+import { GroupCommitWriter } from "./journal_writer.ts";
 
-const log = getLogger(["dcm", "agent", "journal"]);
-
-/** Longest wait before a lazy write is committed on its own. */
-const LAZY_COMMIT_MS = 20;
-
-/** Request states, exactly as the original stores them. */
-export type RequestState = "ACKED" | "REPLY" | "REPLY_ACKED" | "REPLY_NACKED" | "NACKED";
-
-/** States after which nothing more happens to a request. */
-const TERMINAL_STATES: readonly RequestState[] = ["REPLY_ACKED", "REPLY_NACKED", "NACKED"];
-/** The columns {@linkcode toRow} reads. */
-const SELECT_ROW =
-  "SELECT request_id, state, request_doc, reply_doc, agent_id, started, reply_message_id FROM requests";
-/** The terminal states as an SQL list, for `state IN (...)`. */
-const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(",");
-
-/** One row of the `requests` table. */
-export interface RequestRow {
-  requestId: string;
-  state: RequestState;
-  requestDoc: Record<string, unknown> | null;
-  reply: ReplyPayload | null;
-  agentId: string | null;
-  started: boolean;
-  replyMessageId: string | null;
-}
-
-/** A long-running job row (survives restarts so get_job_description keeps working). */
-export interface JobRow extends JobDescription {
-  requestId: string;
-  command: string;
-  arguments: Record<string, unknown>;
-}
-
-/** What start-up recovery found (spec 1.7 step 4, improved). */
-export interface Recovery {
-  /** Commands that had started when the agent died: now "lost" replies. */
-  lost: number;
-  /** Commands journalled and ACKed that provably never started: to run now. */
-  notStarted: RequestRow[];
-}
-
-/** The reply stored for a command that was running when the agent died. */
-export function lostReply(): ReplyPayload & { Exception: string } {
-  const text =
-    "The agent stopped while this command was running, so its result was lost. The command was not run again; check the server's state before retrying with a new request.";
-  return { ...makeReply(1, { error_message: percentEncode(text) }), Exception: text };
-}
-
-const SCHEMA_SQL = `
-CREATE TABLE IF NOT EXISTS requests(request_id TEXT PRIMARY KEY NOT NULL, creation_time date,
-  request_doc text, reply_doc text, state string, agent_id string, last_update_time date);
-CREATE TABLE IF NOT EXISTS users(username string NOT NULL, added_time date, ssh_public_key text,
-  owner integer, agent_id string, administrator integer, PRIMARY KEY(username, agent_id));
-CREATE TABLE IF NOT EXISTS alerts(alert_time integer NOT NULL, added_time integer,
-  alert_hash string NOT NULL PRIMARY KEY, level integer, rule integer, message text, subject text);
-CREATE TABLE IF NOT EXISTS agent_state(key TEXT PRIMARY KEY NOT NULL, value TEXT);
-CREATE TABLE IF NOT EXISTS jobs(job_id INTEGER PRIMARY KEY, request_id TEXT, command TEXT,
-  arguments TEXT, customer_id TEXT, job_status TEXT, message TEXT, start_date INTEGER,
-  end_date INTEGER, command_reply TEXT, update_time REAL);
-CREATE INDEX IF NOT EXISTS jobs_request ON jobs(request_id);
-`;
-
-/** How long SQLite waits for a lock held by another connection. */
-const BUSY_TIMEOUT_MS = 5000;
-
-/** Options for {@linkcode Journal.open}. */
-export interface JournalOptions {
-  /** Open without creating or changing anything (dcm-agent status). */
-  readOnly?: boolean;
-}
+export {
+  type JobRow,
+  lostReply,
+  type Recovery,
+  type RequestRow,
+  type RequestState,
+  timestamp,
+} from "./journal_rows.ts";
+export type { JournalOptions } from "./journal_schema.ts";
 
 /** The request journal. */
 export class Journal {
   #db: DatabaseSync;
   #stmts = new Map<string, StatementSync>();
-  #inTx = false;
-  #waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
-  #flushScheduled = false;
-  #lazyTimer: ReturnType<typeof setTimeout> | undefined;
-  #closed = false;
+  #writer: GroupCommitWriter;
 
   private constructor(db: DatabaseSync) {
     this.#db = db;
+    this.#writer = new GroupCommitWriter(db);
   }
 
   /** Opens (and creates or upgrades) the journal at `file`. */
   static open(file: string, options: JournalOptions = {}): Journal {
-    if (!options.readOnly) Deno.mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    let db: DatabaseSync;
-    try {
-      db = new DatabaseSync(file, {
-        timeout: BUSY_TIMEOUT_MS,
-        readOnly: options.readOnly ?? false,
-      });
-    } catch (err) {
-      throw new Error(
-        `cannot open the request journal ${file}: ${
-          (err as Error).message
-        }; check [storage] dbfile and the directory's permissions`,
-      );
-    }
-    const j = new Journal(db);
-    if (!options.readOnly) j.#init();
-    return j;
-  }
-
-  #init(): void {
-    this.#db.exec("PRAGMA journal_mode=WAL");
-    this.#db.exec("PRAGMA synchronous=FULL");
-    this.#db.exec(SCHEMA_SQL);
-    // Columns the original's schema lacks; added in place so its DB keeps working.
-    const cols = new Set(
-      (this.#db.prepare("PRAGMA table_info(requests)").all() as { name: string }[]).map((c) =>
-        c.name
-      ),
-    );
-    if (!cols.has("started")) {
-      // Rows the original agent left in ACKED had started running (spec 1.7 step 4):
-      // default 1 makes them "lost" replies at recovery instead of running them again.
-      // Every insert names the column, so the default applies only to those rows.
-      this.#db.exec("ALTER TABLE requests ADD COLUMN started integer DEFAULT 1");
-    }
-    if (!cols.has("reply_message_id")) {
-      this.#db.exec("ALTER TABLE requests ADD COLUMN reply_message_id text");
-    }
-    this.#db.exec("CREATE INDEX IF NOT EXISTS requests_state ON requests(state)");
+    return new Journal(openJournalDatabase(file, options));
   }
 
   #stmt(sql: string): StatementSync {
@@ -152,57 +59,6 @@ export class Journal {
   }
 
   /**
-   * Runs a write inside the open group transaction; resolves when it is
-   * committed. A `lazy` write (one whose loss in a crash is harmless) does not
-   * ask for a commit of its own at once: it rides along with the next urgent
-   * commit, or is committed within LAZY_COMMIT_MS.
-   */
-  #write(fn: () => void, lazy = false): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error("the journal is closed"));
-    if (!this.#inTx) {
-      this.#db.exec("BEGIN IMMEDIATE");
-      this.#inTx = true;
-    }
-    try {
-      fn();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const p = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
-    if (lazy) {
-      this.#lazyTimer ??= setTimeout(() => this.#flush(), LAZY_COMMIT_MS);
-    } else if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      // setImmediate runs after the I/O callbacks of this loop turn, so the other
-      // frames of the same socket read join this commit (setTimeout(0) costs ~2 ms).
-      setImmediate(() => this.#flush());
-    }
-    return p;
-  }
-
-  /** Commits the open transaction now and settles its writers. */
-  #flush(): void {
-    this.#flushScheduled = false;
-    clearTimeout(this.#lazyTimer);
-    this.#lazyTimer = undefined;
-    if (!this.#inTx) return;
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    try {
-      this.#db.exec("COMMIT");
-      this.#inTx = false;
-      for (const w of waiters) w.resolve();
-    } catch (err) {
-      this.#inTx = false;
-      try {
-        this.#db.exec("ROLLBACK");
-      } catch { /* nothing left to roll back */ }
-      log.error("journal commit failed: {error}", { error: (err as Error).message });
-      for (const w of waiters) w.reject(err as Error);
-    }
-  }
-
-  /**
    * Records a newly accepted request (state ACKED) before its ACK is sent.
    * `started` marks it as starting in the same commit, for a command that
    * starts as soon as the row is durable.
@@ -212,7 +68,7 @@ export class Journal {
     requestDoc: unknown,
     options: { agentId: string | null; started?: boolean },
   ): Promise<void> {
-    return this.#write(() => {
+    return this.#writer.write(() => {
       const now = timestamp();
       this.#stmt(
         "INSERT INTO requests(request_id, creation_time, request_doc, reply_doc, state, agent_id, last_update_time, started) VALUES(?, ?, ?, NULL, 'ACKED', ?, ?, ?)",
@@ -229,7 +85,7 @@ export class Journal {
 
   /** Durably records that a command is about to start. */
   markStarted(requestId: string): Promise<void> {
-    return this.#write(() => {
+    return this.#writer.write(() => {
       this.#stmt("UPDATE requests SET started = 1, last_update_time = ? WHERE request_id = ?")
         .run(timestamp(), requestId);
     });
@@ -241,7 +97,7 @@ export class Journal {
     reply: ReplyPayload,
     options: { messageId: string; state?: "REPLY" | "REPLY_NACKED" },
   ): Promise<void> {
-    return this.#write(() => {
+    return this.#writer.write(() => {
       const state = options.state ?? "REPLY";
       const doc = JSON.stringify(reply);
       const now = timestamp();
@@ -262,7 +118,7 @@ export class Journal {
    * kept. Lazy: if a crash loses it, the reply is pushed again and re-acknowledged.
    */
   setReplyState(requestId: string, state: "REPLY_ACKED" | "REPLY_NACKED"): Promise<void> {
-    return this.#write(() => {
+    return this.#writer.write(() => {
       this.#stmt("UPDATE requests SET state = ?, last_update_time = ? WHERE request_id = ?")
         .run(state, timestamp(), requestId);
     }, true);
@@ -305,7 +161,7 @@ export class Journal {
 
   /** After a successful handshake: forget finished rows written under another agent id. */
   purgeOtherAgents(agentId: string): Promise<void> {
-    return this.#write(() => {
+    return this.#writer.write(() => {
       this.#stmt(
         `DELETE FROM requests WHERE agent_id IS NOT NULL AND agent_id <> ? AND state IN (${TERMINAL_SQL})`,
       ).run(agentId);
@@ -352,7 +208,7 @@ export class Journal {
 
   /** Persists an agent setting. */
   setValue(key: string, value: string): Promise<void> {
-    return this.#write(() => {
+    return this.#writer.write(() => {
       this.#stmt(
         "INSERT INTO agent_state(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
       )
@@ -368,7 +224,7 @@ export class Journal {
 
   /** Inserts or updates a job. */
   saveJob(job: JobRow): Promise<void> {
-    return this.#write(() => {
+    return this.#writer.write(() => {
       this.#stmt(
         `INSERT INTO jobs(job_id, request_id, command, arguments, customer_id, job_status, message, start_date, end_date, command_reply, update_time)
          VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -426,56 +282,8 @@ export class Journal {
 
   /** Commits pending writes and closes the database. */
   close(): void {
-    if (this.#closed) return;
-    this.#flush();
-    this.#closed = true;
+    if (this.#writer.closed) return;
+    this.#writer.close();
     this.#db.close();
   }
-}
-
-function toRow(r: Record<string, unknown>): RequestRow {
-  return {
-    requestId: String(r.request_id),
-    state: r.state as RequestState,
-    requestDoc: parseJson(r.request_doc) as Record<string, unknown> | null,
-    reply: parseJson(r.reply_doc) as ReplyPayload | null,
-    agentId: (r.agent_id as string | null) ?? null,
-    started: Number(r.started ?? 0) === 1,
-    replyMessageId: (r.reply_message_id as string | null) ?? null,
-  };
-}
-
-function toJob(r: Record<string, unknown>): JobRow {
-  return {
-    job_id: Number(r.job_id),
-    requestId: String(r.request_id),
-    command: String(r.command),
-    description: String(r.command),
-    arguments: (parseJson(r.arguments) ?? {}) as Record<string, unknown>,
-    customer_id: parseJson(r.customer_id),
-    job_status: r.job_status as JobDescription["job_status"],
-    message: (r.message as string | null) ?? null,
-    start_date: Number(r.start_date ?? 0),
-    end_date: r.end_date === null ? null : Number(r.end_date),
-    command_reply: parseJson(r.command_reply) as ReplyPayload | null,
-  };
-}
-
-function parseJson(v: unknown): unknown {
-  if (typeof v !== "string") return null;
-  try {
-    // The original stored some replies double-encoded (spec 1.7); unwrap those.
-    const once = JSON.parse(v);
-    return typeof once === "string" && once.startsWith("{") ? JSON.parse(once) : once;
-  } catch {
-    return null;
-  }
-}
-
-/** Formats a time as Python's sqlite3 default, local time: `YYYY-MM-DD HH:MM:SS.ffffff`. */
-export function timestamp(d = new Date()): string {
-  const p = (n: number, w = 2) => String(n).padStart(w, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${
-    p(d.getMinutes())
-  }:${p(d.getSeconds())}.${p(d.getMilliseconds() * 1000, 6)}`;
 }

@@ -1,0 +1,83 @@
+/**
+ * What the parts of the request listener share: its options, the table of
+ * requests being worked on, and the outbox that addresses and sends frames.
+ * Admission (request_admission.ts), running (request_runner.ts) and reply
+ * delivery (reply_delivery.ts) all work on one {@linkcode ListenerState}.
+ */
+import type { AgentConfig } from "../config/mod.ts";
+import type { CommandServices } from "./command.ts";
+import type { Journal } from "./journal.ts";
+import type { PluginTable } from "./plugin_conf.ts";
+import { type Envelope, MessageIds, nackFrame } from "../protocol/mod.ts";
+
+/** How the listener sends frames. */
+export interface Transport {
+  /** Sends a frame if the connection is open; returns false otherwise. */
+  send(frame: Record<string, unknown>): boolean;
+  isOpen(): boolean;
+}
+
+/** Options for `RequestListener`. */
+export interface ListenerOptions {
+  config: AgentConfig;
+  journal: Journal;
+  plugins: () => PluginTable;
+  transport: Transport;
+  /** The agentID of the current session, or null before the first handshake. */
+  agentId: () => string | null;
+  /** Services for commands; `jobs` is provided by the listener. */
+  services: Omit<CommandServices, "jobs">;
+  /** Called for HEMLOCK: the agent must die at once. */
+  onHemlock: () => void;
+}
+
+/** A request accepted and not yet replied to. */
+export interface InFlight {
+  command: string;
+  abort: AbortController;
+  cancelled: boolean;
+  /** The manager NACKed while the command ran: store the reply, do not send it. */
+  nacked: boolean;
+}
+
+/** A fresh in-flight entry for `command`. */
+export function newFlight(command: string): InFlight {
+  return { command, abort: new AbortController(), cancelled: false, nacked: false };
+}
+
+/** Addresses frames about a request and sends them through the transport. */
+export class Outbox {
+  #o: ListenerOptions;
+  #ids = new MessageIds();
+
+  constructor(options: ListenerOptions) {
+    this.#o = options;
+  }
+
+  /** A new message id. */
+  nextId(): string {
+    return this.#ids.next();
+  }
+
+  /** The envelope of a frame about `id`; a new message id unless a retransmission gives one. */
+  env(id: string, messageId: string = this.#ids.next()): Envelope {
+    return { message_id: messageId, request_id: id, agent_id: this.#o.agentId() };
+  }
+
+  /** Rejects the frame about `id` with a reason the manager can show; every NACK passes here. */
+  nack(id: string, error: string, entity?: string): void {
+    this.send(nackFrame(this.env(id), error, entity));
+  }
+
+  /** Sends a frame; false when the connection is not open. */
+  send(frame: Record<string, unknown>): boolean {
+    return this.#o.transport.send(frame);
+  }
+}
+
+/** The state the listener's parts share; `options.config` changes on SIGHUP. */
+export interface ListenerState {
+  options: ListenerOptions;
+  inflight: Map<string, InFlight>;
+  outbox: Outbox;
+}

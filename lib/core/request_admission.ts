@@ -1,0 +1,190 @@
+/**
+ * Where a frame enters the agent. Each text frame is parsed (a malformed one is
+ * NACKed with the reason); a new REQUEST is checked (known command, capacity),
+ * journalled as ACKED and ACKed only once that row is durable; a duplicate
+ * REQUEST (same request_id) never runs twice: it gets an ACK, the stored reply
+ * or the earlier NACK again. CANCEL, STATUS and HEMLOCK are answered here too;
+ * ACK/NACK of a REPLY go to reply delivery.
+ */
+import { CONSOLE_CATEGORY, getLogger } from "../logging/mod.ts";
+import {
+  ackFrame,
+  type IncomingMessage,
+  parseFrame,
+  type RequestMessage,
+  statusFrame,
+} from "../protocol/mod.ts";
+import type { RequestRow } from "./journal.ts";
+import { type ListenerState, newFlight } from "./listener_state.ts";
+import type { ReplyDelivery } from "./reply_delivery.ts";
+import { cancelledBeforeStart, type RequestRunner } from "./request_runner.ts";
+
+const log = getLogger(["dcm", "agent", "messaging"]);
+const consoleLog = getLogger(CONSOLE_CATEGORY);
+
+/** Outstanding requests allowed when `[messaging] max_at_once` is -1. */
+const MAX_OUTSTANDING = 10000;
+
+/** Turns incoming frames into journalled requests and answers the control frames. */
+export class RequestAdmission {
+  #s: ListenerState;
+  #runner: RequestRunner;
+  #delivery: ReplyDelivery;
+  #accepting = true;
+
+  constructor(state: ListenerState, parts: { runner: RequestRunner; delivery: ReplyDelivery }) {
+    this.#s = state;
+    this.#runner = parts.runner;
+    this.#delivery = parts.delivery;
+  }
+
+  /** Stops admitting new requests (shutdown); duplicates and controls are still answered. */
+  stopAccepting(): void {
+    this.#accepting = false;
+  }
+
+  /** Handles one incoming text frame; never throws. */
+  handleFrame(text: string): void {
+    const parsed = parseFrame(text);
+    if (!parsed.ok) {
+      log.warn("rejected a malformed message: {error}", { error: parsed.error });
+      this.#s.outbox.nack(parsed.requestId, parsed.error);
+      return;
+    }
+    try {
+      this.#dispatch(parsed.message);
+    } catch (err) {
+      log.error("failed to handle {type} for {id}: {error}", {
+        type: parsed.message.type,
+        id: parsed.message.request_id,
+        error: (err as Error).message,
+      });
+      this.#s.outbox.nack(
+        parsed.message.request_id,
+        `the agent could not handle the message: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  #dispatch(msg: IncomingMessage): void {
+    const id = msg.request_id;
+    switch (msg.type) {
+      case "HEMLOCK":
+        log.warn("HEMLOCK received: the agent kills itself now");
+        this.#s.options.onHemlock();
+        return;
+      case "ALERT_ACK":
+        return; // Intrusion-detection alerts are not sent by this agent.
+      case "REQUEST":
+        this.#onRequest(msg);
+        return;
+      case "ACK":
+      case "NACK":
+        this.#delivery.onReplyAck(id, msg.type);
+        return;
+      case "CANCEL":
+        this.#onCancel(id);
+        return;
+      case "STATUS":
+        this.#onStatus(id);
+        return;
+    }
+  }
+
+  #onRequest(msg: RequestMessage): void {
+    const { inflight, outbox, options } = this.#s;
+    const id = msg.request_id;
+    if (inflight.has(id)) {
+      outbox.send(ackFrame(outbox.env(id), "request_received"));
+      return;
+    }
+    if (this.#delivery.has(id)) {
+      this.#delivery.resendStored(id, options.journal.get(id));
+      return;
+    }
+    const row = options.journal.get(id);
+    if (row) {
+      this.#answerKnownRequest(row);
+      return;
+    }
+    if (!this.#accepting) return; // Shutting down: the manager retransmits to the next agent.
+    const entry = options.plugins().find(msg.payload.command);
+    if (!entry) {
+      outbox.nack(
+        id,
+        `the command '${msg.payload.command}' is not known to this agent (plugin.conf: ${options.plugins().source})`,
+      );
+      return;
+    }
+    const limit = options.config.messaging.max_at_once;
+    const cap = limit > -1 ? limit : MAX_OUTSTANDING;
+    if (inflight.size + this.#delivery.size >= cap) {
+      const text = `the agent can only handle ${cap} commands at once; retry later`;
+      consoleLog.fatal("The agent is overloaded: {text}", { text, requestId: id });
+      outbox.nack(id, text);
+      return;
+    }
+    inflight.set(id, newFlight(entry.name));
+    const plan = this.#runner.plan(entry, msg.payload.longer_runner);
+    // The request is journalled here; the ACK waits for that commit.
+    const committed = options.journal.insertAcked(id, msg, {
+      agentId: options.agentId(),
+      started: plan.startsNow,
+    });
+    committed.then(
+      () => outbox.send(ackFrame(outbox.env(id))),
+      (err) => {
+        inflight.delete(id);
+        log.error("could not journal request {id}: {error}", { id, error: (err as Error).message });
+        outbox.nack(id, `the agent could not record the request: ${(err as Error).message}`);
+      },
+    );
+    this.#runner.schedule(id, entry, { args: msg.payload.arguments, plan, committed });
+  }
+
+  /** A REQUEST for a request the journal knows but memory does not. */
+  #answerKnownRequest(row: RequestRow): void {
+    const { outbox } = this.#s;
+    switch (row.state) {
+      case "NACKED":
+        outbox.nack(row.requestId, `${row.requestId} was already rejected`, "request_received");
+        return;
+      case "ACKED":
+        // Only possible for a row that start-up recovery is about to run.
+        outbox.send(ackFrame(outbox.env(row.requestId), "request_received"));
+        return;
+      default:
+        this.#delivery.resendStored(row.requestId, row);
+    }
+  }
+
+  #onCancel(id: string): void {
+    const { inflight, outbox, options } = this.#s;
+    const flight = inflight.get(id);
+    if (!flight) {
+      if (!options.journal.get(id)) outbox.nack(id, `${id} is an unknown ID`);
+      return; // Cancelling a finished request is harmless.
+    }
+    log.info("cancelling request {id} ({command})", { id, command: flight.command });
+    flight.cancelled = true;
+    if (this.#runner.withdraw(id)) {
+      void this.#delivery.finish(id, cancelledBeforeStart());
+      return;
+    }
+    flight.abort.abort(new Error("cancelled by the manager"));
+  }
+
+  #onStatus(id: string): void {
+    const { inflight, outbox, options } = this.#s;
+    if (inflight.has(id)) {
+      outbox.send(statusFrame(outbox.env(id), "ACKED", null));
+      return;
+    }
+    const row = options.journal.get(id);
+    if (!row) {
+      outbox.nack(id, `${id} is an unknown ID`);
+      return;
+    }
+    outbox.send(statusFrame(outbox.env(id), row.state, row.reply));
+  }
+}
