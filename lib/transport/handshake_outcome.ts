@@ -6,7 +6,7 @@
  */
 import { parseHandshakeReply } from "../protocol/mod.ts";
 
-/** Seconds to wait after a 503 handshake reply without FORCE_BACKOFF (spec 1.3). */
+/** Seconds to wait after a 503 handshake reply without FORCE_BACKOFF, as the original agent waits. */
 const DEFAULT_FORCE_BACKOFF_S = 60;
 
 /** The manager's answer to the handshake, decided. */

@@ -7,6 +7,10 @@
  * close() waits for ever on a silent peer; npm `ws` costs ~14 MB of resident
  * memory for its node-compat layers. This client measured ~2 MB above the
  * built-in WebSocket, mostly WebCrypto's start-up for the accept check.
+ *
+ * This module is the client itself (state, send queue, ping, close); the
+ * frame codec is ws_frame.ts, the HTTP upgrade ws_upgrade.ts, and the TCP and
+ * TLS set-up ws_socket.ts.
  */
 import {
   encodeClose,
