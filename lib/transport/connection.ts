@@ -2,7 +2,9 @@
  * The websocket link to the agent manager (spec 1.1-1.3): connect outbound
  * with subprotocol `dcm`, send the handshake first, evaluate the manager's
  * reply, deliver later frames in order, detect dead connections with pings,
- * and reconnect for ever with backoff.
+ * and reconnect for ever with backoff. This module is the reconnect loop and
+ * the handling of the handshake's outcome; session.ts watches a live session
+ * (heartbeat, dead peer, send cap, wire log).
  *
  * Uses the small client in ws_client.ts: Deno's built-in WebSocket has no
  * ping, no connect timeout and hangs on close while the peer is silent, and
@@ -11,18 +13,21 @@
 import { getLogger } from "../logging/mod.ts";
 import { Backoff } from "./backoff.ts";
 import type { AgentConfig } from "../config/mod.ts";
-import { parseHandshakeReply } from "../protocol/mod.ts";
-import { redactSecrets } from "../logging/mod.ts";
-import { connectWebSocket, type WsClient, type WsClientOptions, WsError } from "./ws_client.ts";
+import { handshakeOutcome } from "./handshake_outcome.ts";
+import {
+  type Attempt,
+  closeSocket,
+  logIncoming,
+  newAttempt,
+  release,
+  sendText,
+  stalledSend,
+  startHeartbeat,
+} from "./session.ts";
+import { connectWebSocket, type WsClient, type WsClientOptions } from "./ws_client.ts";
+import { closeText, describeError, tlsOptions } from "./ws_config.ts";
 
 const log = getLogger(["dcm", "agent", "connection"]);
-
-/** Outgoing bytes that may wait for a peer that reads nothing before it counts as dead. */
-const MIN_SEND_BUFFER = 4 * 1024 * 1024;
-const wire = getLogger(["DCM_AGENT_WIRE"]);
-
-/** Seconds to wait after a 503 handshake reply without FORCE_BACKOFF (spec 1.3). */
-const DEFAULT_FORCE_BACKOFF_S = 60;
 
 /** How long a graceful close may take before the socket is torn down. */
 const CLOSE_GRACE_MS = 1000;
@@ -49,24 +54,6 @@ export interface ConnectionOptions {
   onMessage(text: string): void;
   /** An OPEN session ended (dropped, found dead, reconfigured or stopped). */
   onDisconnect(reason: string): void;
-}
-
-/** One connection attempt and, once accepted, its session. */
-interface Attempt {
-  url: string;
-  ended: boolean;
-  /** Abandons the connect and upgrade. */
-  abort: AbortController;
-  /** The websocket once the upgrade succeeded. */
-  ws: WsClient | null;
-  /** Settles once the connect has failed, or the websocket has closed. */
-  done: Promise<void>;
-  handshakeTimer?: ReturnType<typeof setTimeout>;
-  heartbeatTimer?: ReturnType<typeof setInterval>;
-  /** A pong or frame arrived since the last ping. */
-  alive: boolean;
-  /** bufferedAmount at the last heartbeat. */
-  lastBuffered: number;
 }
 
 /** The agent's websocket client; reconnects until stop(). */
@@ -113,15 +100,9 @@ export class Connection {
   send(frame: Record<string, unknown>): boolean {
     const ws = this.#attempt?.ws;
     if (this.#state !== "OPEN" || !ws) return false;
-    // A peer that sends but never reads would grow our write queue without
-    // bound until the next heartbeat check; drop it as dead at once instead.
-    const limit = Math.max(MIN_SEND_BUFFER, this.#config.connection.max_message_size);
-    if (ws.bufferedAmount > limit) {
-      this.#dead(
-        this.#attempt!,
-        ws,
-        `the manager stopped reading (${ws.bufferedAmount} bytes waiting)`,
-      );
+    const stalled = stalledSend(ws, this.#config.connection.max_message_size);
+    if (stalled) {
+      this.#dead(this.#attempt!, ws, stalled);
       return false;
     }
     const text = JSON.stringify(frame);
@@ -221,15 +202,7 @@ export class Connection {
       this.#retry("CONNECTING", url, (err as Error).message, true);
       return;
     }
-    const attempt: Attempt = {
-      url,
-      ended: false,
-      abort: new AbortController(),
-      ws: null,
-      done: Promise.resolve(),
-      alive: true,
-      lastBuffered: 0,
-    };
+    const attempt = newAttempt(url);
     this.#attempt = attempt;
     const alive = (): void => {
       attempt.alive = true;
@@ -290,7 +263,7 @@ export class Connection {
   #onFrame(attempt: Attempt, text: string): void {
     if (attempt.ended) return;
     attempt.alive = true;
-    wireDebug(() => `INCOMING ${renderFrame(text)}`);
+    logIncoming(text);
     if (this.#state === "HANDSHAKING") {
       this.#onHandshakeReply(attempt, text);
     } else if (this.#state === "OPEN") {
@@ -308,49 +281,9 @@ export class Connection {
   #onHandshakeReply(attempt: Attempt, text: string): void {
     clearTimeout(attempt.handshakeTimer);
     attempt.handshakeTimer = undefined;
-    const reply = parseHandshakeReply(text);
-    if (typeof reply === "string") {
-      this.#end(attempt, reply, true);
-      return;
-    }
-    switch (reply.return_code) {
-      case 200: {
-        if (!reply.handshake) {
-          this.#end(
-            attempt,
-            "the manager accepted the handshake but sent no handshake object",
-            true,
-          );
-          return;
-        }
-        try {
-          this.#options.onAccepted(reply.handshake);
-        } catch (err) {
-          this.#end(
-            attempt,
-            `the accepted handshake could not be used: ${(err as Error).message}`,
-            true,
-          );
-          return;
-        }
-        // onAccepted may have stopped or reconfigured the connection.
-        if (attempt.ended) return;
-        this.#state = "OPEN";
-        this.#backoff.activity();
-        log.info("connected to the manager at {url}", { url: attempt.url });
-        try {
-          this.#options.onOpen();
-        } catch (err) {
-          log.error("the open-connection handler failed: {error}", {
-            error: (err as Error).message,
-          });
-        }
-        return;
-      }
-      case 401:
-        this.#end(attempt, "the manager refused the handshake (401 unauthorised)", true);
-        return;
-      case 409:
+    const outcome = handshakeOutcome(text);
+    if (!outcome.accepted) {
+      if (outcome.tokenConflict) {
         try {
           this.#options.onTokenConflict();
         } catch (err) {
@@ -358,59 +291,41 @@ export class Connection {
             error: (err as Error).message,
           });
         }
-        this.#end(
-          attempt,
-          "the manager reports that this agent's token is used by another server (409); a new token was made",
-          true,
-        );
-        return;
-      case 503: {
-        const seconds = forceBackoffSeconds(reply.FORCE_BACKOFF);
-        this.#backoff.force(seconds);
-        this.#end(
-          attempt,
-          `the manager is busy (503) and asked the agent to wait ${seconds} s`,
-          true,
-        );
-        return;
       }
-      default:
-        this.#end(
-          attempt,
-          `the manager answered the handshake with the unexpected return_code ${reply.return_code}`,
-          true,
-        );
+      if (outcome.forceBackoffS !== undefined) this.#backoff.force(outcome.forceBackoffS);
+      this.#end(attempt, outcome.reason, true);
+      return;
+    }
+    try {
+      this.#options.onAccepted(outcome.handshake);
+    } catch (err) {
+      this.#end(
+        attempt,
+        `the accepted handshake could not be used: ${(err as Error).message}`,
+        true,
+      );
+      return;
+    }
+    // onAccepted may have stopped or reconfigured the connection.
+    if (attempt.ended) return;
+    this.#state = "OPEN";
+    this.#backoff.activity();
+    log.info("connected to the manager at {url}", { url: attempt.url });
+    try {
+      this.#options.onOpen();
+    } catch (err) {
+      log.error("the open-connection handler failed: {error}", {
+        error: (err as Error).message,
+      });
     }
   }
 
-  /** Pings every heartbeat_frequency seconds; no pong, frame or draining buffer since the last ping means dead. */
+  /** Starts (or restarts) the session's heartbeat with the configured period. */
   #startHeartbeat(attempt: Attempt): void {
-    clearInterval(attempt.heartbeatTimer);
-    const seconds = this.#config.connection.heartbeat_frequency;
-    const ws = attempt.ws;
-    if (!ws) return;
-    attempt.alive = true;
-    attempt.lastBuffered = ws.bufferedAmount;
-    attempt.heartbeatTimer = setInterval(() => {
-      const buffered = ws.bufferedAmount;
-      // A send buffer that shrinks shows the peer is still reading.
-      const draining = buffered < attempt.lastBuffered;
-      if (!attempt.alive && !draining) {
-        this.#dead(
-          attempt,
-          ws,
-          buffered > 0
-            ? `its send buffer stopped draining (${buffered} bytes waiting)`
-            : `no answer to a ping within ${seconds} s`,
-        );
-        return;
-      }
-      attempt.lastBuffered = buffered;
-      attempt.alive = false;
-      try {
-        ws.ping();
-      } catch { /* the socket is closing; its close event ends the attempt */ }
-    }, seconds * 1000);
+    startHeartbeat(attempt, {
+      seconds: this.#config.connection.heartbeat_frequency,
+      onDead: (ws, why) => this.#dead(attempt, ws, why),
+    });
   }
 
   /** Drops a session whose peer is gone or not reading, without waiting for a close handshake. */
@@ -465,104 +380,6 @@ export class Connection {
   }
 }
 
-/** Client TLS options for wss: CA file, unknown certificates, host-name check. */
-function tlsOptions(config: AgentConfig): Partial<WsClientOptions> {
-  const conn = config.connection;
-  const options: Partial<WsClientOptions> = {
-    allowUnknownCerts: conn.allow_unknown_certs,
-    // The chain is still verified; only the name comparison is skipped.
-    checkHostname: conn.check_hostname,
-  };
-  if (conn.ca_cert) {
-    try {
-      options.caCerts = [Deno.readTextFileSync(conn.ca_cert)];
-    } catch (err) {
-      throw new Error(
-        `cannot read [connection] ca_cert ${conn.ca_cert}: ${
-          (err as Error).message
-        }; fix the path in agent.conf`,
-      );
-    }
-  }
-  return options;
-}
-
-/** Marks an attempt ended, stops its timers and closes its socket. */
-function release(attempt: Attempt): void {
-  attempt.ended = true;
-  clearTimeout(attempt.handshakeTimer);
-  clearInterval(attempt.heartbeatTimer);
-  attempt.handshakeTimer = undefined;
-  attempt.heartbeatTimer = undefined;
-  closeSocket(attempt);
-}
-
-/** Abandons a connect in progress, or closes an open socket (torn down after CLOSE_GRACE_MS). */
-function closeSocket(attempt: Attempt): void {
-  attempt.abort.abort();
-  if (attempt.ws?.readyState === "open") void attempt.ws.close(1000);
-}
-
-/** Writes a serialised frame to the wire log (at DEBUG) and the socket; throws unless the socket is open. */
-function sendText(ws: WsClient, text: string): void {
-  wireDebug(() => `OUTGOING ${renderFrame(text)}`);
-  ws.send(text);
-}
-
-/**
- * Logs a line verbatim at DEBUG on the wire logger. The lazy callback means
- * the frame is only redacted and serialised when that level is enabled, and
- * a lazy message is never searched for placeholders, so JSON braces stay.
- */
-function wireDebug(build: () => string): void {
-  wire.debug(() => [build()]);
-}
-
-/** A serialised frame for the wire log, secrets hidden. */
-function renderFrame(frame: string): string {
-  try {
-    return JSON.stringify(redactSecrets(JSON.parse(frame)));
-  } catch {
-    return `<${frame.length} characters that are not JSON>`;
-  }
-}
-
-function forceBackoffSeconds(value: unknown): number {
-  const n = typeof value === "string" ? Number(value) : value;
-  return typeof n === "number" && Number.isFinite(n) && n >= 0 ? n : DEFAULT_FORCE_BACKOFF_S;
-}
-
 function formatSeconds(ms: number): string {
   return (ms / 1000).toFixed(1);
-}
-
-function closeText(code: number, reason: string): string {
-  // 1005: the close frame carried no code.
-  if (code === 1000 || code === 1001 || code === 1005) {
-    return `the manager closed the connection${reason ? ` (${reason})` : ""}`;
-  }
-  if (code === 1006) return "the connection was lost";
-  return `the connection was closed with code ${code}${reason ? ` (${reason})` : ""}`;
-}
-
-/** Words for a websocket failure, with a hint where agent.conf can fix it. */
-function describeError(err: unknown, config: AgentConfig): string {
-  if (!(err instanceof WsError)) return (err as Error).message;
-  const conn = config.connection;
-  switch (err.kind) {
-    case "tls_untrusted":
-      return `${err.message}; ` +
-        (conn.ca_cert
-          ? `check that ${conn.ca_cert} holds the CA that signed it`
-          : "set [connection] ca_cert to the CA file that signed it");
-    case "tls_name":
-      return `${err.message}; fix the certificate or set [connection] check_hostname=False`;
-    case "http_status":
-      return `${err.message}; check [connection] agentmanager_url`;
-    case "url":
-      return `${err.message}; fix [connection] agentmanager_url`;
-    case "too_large":
-      return `the manager sent a frame larger than [connection] max_message_size (${conn.max_message_size} bytes); it was refused`;
-  }
-  return err.message;
 }
