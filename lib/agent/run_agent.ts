@@ -5,7 +5,7 @@
  */
 import { getLogger } from "../logging/mod.ts";
 import { type AgentConfig, loadConfig } from "../config/mod.ts";
-import { configureLogging, shutdownLogging } from "../logging/mod.ts";
+import { configureLogging, CONSOLE_CATEGORY, shutdownLogging } from "../logging/mod.ts";
 import { Journal } from "../core/mod.ts";
 import { loadOrCreateToken, regenerateToken } from "../os/mod.ts";
 import { type CloudMetadata, createCloudMetadata } from "../os/mod.ts";
@@ -53,11 +53,18 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
 
   let journal: Journal;
   try {
-    journal = Journal.open(config.storage.dbfile!);
+    journal = Journal.openForAgent(config.storage.dbfile!);
   } catch (err) {
     console.error(`dcm-agent: ${(err as Error).message}`);
     await shutdownLogging();
     return 1;
+  }
+  if (journal.reset) {
+    const { reason, savedAs } = journal.reset;
+    const text = `the request journal was damaged (${reason}); it was moved to ${savedAs} and ` +
+      "a fresh journal started: replies still owed from before are lost";
+    log.error(text);
+    getLogger(CONSOLE_CATEGORY).error(text);
   }
   const baseDir = config.storage.base_dir!;
   let token = loadOrCreateToken(baseDir);

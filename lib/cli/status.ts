@@ -3,7 +3,7 @@
  * from the journal, and whether the process in `<base>/dcm-agent.pid` runs.
  * Exit code 0 only when the agent is running.
  */
-import { Journal, type RequestState, timestamp } from "../core/mod.ts";
+import { Journal, type JournalReset, type RequestState, timestamp } from "../core/mod.ts";
 import type { AgentConfig } from "../config/mod.ts";
 import { userNameOf } from "../os/mod.ts";
 
@@ -21,11 +21,13 @@ export function printStatus(config: AgentConfig, out: StatusOutput): number {
     out.color ? `${COLORS[c]}${t}${COLORS.reset}` : t;
   let counts: Record<string, number> = {};
   let initStates: RequestState[] = [];
+  let reset: JournalReset | null = null;
   try {
     const journal = Journal.open(config.storage.dbfile!, { readOnly: true });
     try {
       counts = journal.countByState();
       initStates = journal.statesOfCommand("initialize");
+      reset = journal.lastReset();
     } finally {
       journal.close();
     }
@@ -53,6 +55,12 @@ export function printStatus(config: AgentConfig, out: StatusOutput): number {
     ["Replies rejected:", "REPLY_NACKED"],
   ];
   for (const [label, state] of labels) out.line(`    ${label.padEnd(30)}${counts[state] ?? 0}`);
+  if (reset) {
+    out.line(
+      paint("red", `Journal replaced at ${reset.at.slice(0, 19)}: ${reset.reason}`) +
+        ` (the damaged file is kept as ${reset.savedAs})`,
+    );
+  }
 
   const pidFile = `${config.storage.base_dir}/dcm-agent.pid`;
   let text: string;

@@ -22,6 +22,12 @@ import {
 } from "./journal_rows.ts";
 import { type JournalOptions, openJournalDatabase } from "./journal_schema.ts";
 import { GroupCommitWriter } from "./journal_writer.ts";
+import {
+  JOURNAL_RESET_KEY,
+  type JournalReset,
+  openOrReplaceDamaged,
+  parseJournalReset,
+} from "./journal_recovery.ts";
 
 export {
   type JobRow,
@@ -32,6 +38,7 @@ export {
   timestamp,
 } from "./journal_rows.ts";
 export type { JournalOptions } from "./journal_schema.ts";
+export type { JournalReset } from "./journal_recovery.ts";
 
 /** The request journal. */
 export class Journal {
@@ -39,14 +46,29 @@ export class Journal {
   #stmts = new Map<string, StatementSync>();
   #writer: GroupCommitWriter;
 
-  private constructor(db: DatabaseSync) {
+  /** Set when a damaged journal was moved aside at this open and a fresh one started. */
+  readonly reset: JournalReset | null;
+
+  private constructor(db: DatabaseSync, reset: JournalReset | null = null) {
     this.#db = db;
     this.#writer = new GroupCommitWriter(db);
+    this.reset = reset;
   }
 
-  /** Opens (and creates or upgrades) the journal at `file`. */
+  /** Opens (and creates or upgrades) the journal at `file`; throws if it is damaged. */
   static open(file: string, options: JournalOptions = {}): Journal {
     return new Journal(openJournalDatabase(file, options));
+  }
+
+  /** Opens the agent's journal; a damaged one is moved aside and a fresh one started. */
+  static openForAgent(file: string): Journal {
+    const { db, reset } = openOrReplaceDamaged(file);
+    return new Journal(db, reset);
+  }
+
+  /** The last time a damaged journal was replaced, as recorded in this journal. */
+  lastReset(): JournalReset | null {
+    return parseJournalReset(this.getValue(JOURNAL_RESET_KEY));
   }
 
   #stmt(sql: string): StatementSync {

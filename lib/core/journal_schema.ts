@@ -20,6 +20,23 @@ CREATE TABLE IF NOT EXISTS jobs(job_id INTEGER PRIMARY KEY, request_id TEXT, com
 CREATE INDEX IF NOT EXISTS jobs_request ON jobs(request_id);
 `;
 
+/**
+ * The journal format, in `PRAGMA user_version`. It is raised only by a change
+ * older agents cannot read, so a rollback to an older agent keeps the journal
+ * whenever that is safe. The original agent's file has 0.
+ */
+export const JOURNAL_FORMAT = 1;
+
+/** The file is not a usable journal (corrupt, truncated, or a newer format). */
+export class JournalDamagedError extends Error {
+  readonly reason: string;
+  constructor(file: string, reason: string) {
+    super(`the request journal ${file} cannot be used: ${reason}`);
+    this.name = "JournalDamagedError";
+    this.reason = reason;
+  }
+}
+
 /** How long SQLite waits for a lock held by another connection. */
 const BUSY_TIMEOUT_MS = 5000;
 
@@ -31,7 +48,10 @@ export interface JournalOptions {
 
 /** Opens the journal file at `file`, creating or upgrading it unless read-only. */
 export function openJournalDatabase(file: string, options: JournalOptions = {}): DatabaseSync {
-  if (!options.readOnly) Deno.mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  if (!options.readOnly) {
+    Deno.mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    checkWritable(file);
+  }
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(file, {
@@ -45,8 +65,53 @@ export function openJournalDatabase(file: string, options: JournalOptions = {}):
       }; check [storage] dbfile and the directory's permissions`,
     );
   }
-  if (!options.readOnly) initSchema(db);
+  try {
+    checkUsable(db, file);
+    if (!options.readOnly) initSchema(db);
+  } catch (err) {
+    db.close();
+    if (err instanceof JournalDamagedError || !isDamage(err)) throw err;
+    throw new JournalDamagedError(file, (err as Error).message);
+  }
   return db;
+}
+
+/** Permission problems are the operator's to fix: say so rather than treat the file as damaged. */
+function checkWritable(file: string): void {
+  try {
+    Deno.openSync(file, { read: true, write: true }).close();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw new Error(
+      `cannot open the request journal ${file} for writing: ${(err as Error).message}; ` +
+        "the agent runs as root and needs to read and write it: fix its owner, mode or file " +
+        "system (it was left as it is)",
+    );
+  }
+}
+
+/** Throws JournalDamagedError unless the file is a sound journal of a format this agent reads. */
+function checkUsable(db: DatabaseSync, file: string): void {
+  const check = db.prepare("PRAGMA quick_check").all() as Record<string, unknown>[];
+  const verdict = check.map((r) => String(Object.values(r)[0])).join("; ");
+  if (verdict !== "ok") throw new JournalDamagedError(file, `SQLite's check failed: ${verdict}`);
+  const format = Number(
+    (db.prepare("PRAGMA user_version").get() as Record<string, unknown>).user_version,
+  );
+  if (format > JOURNAL_FORMAT) {
+    throw new JournalDamagedError(
+      file,
+      `it was written by a newer agent (journal format ${format}; this agent reads up to ` +
+        `${JOURNAL_FORMAT})`,
+    );
+  }
+}
+
+/** SQLite's words for a file that is not a sound database (SQLITE_CORRUPT, SQLITE_NOTADB). */
+function isDamage(err: unknown): boolean {
+  const e = err as { errcode?: number; message?: string };
+  return e?.errcode === 11 || e?.errcode === 26 ||
+    /not a database|malformed|disk image/i.test(e?.message ?? "");
 }
 
 /** Sets durability, creates missing tables and adds the columns the original's schema lacks. */
@@ -68,4 +133,5 @@ function initSchema(db: DatabaseSync): void {
     db.exec("ALTER TABLE requests ADD COLUMN reply_message_id text");
   }
   db.exec("CREATE INDEX IF NOT EXISTS requests_state ON requests(state)");
+  db.exec(`PRAGMA user_version=${JOURNAL_FORMAT}`);
 }

@@ -13,6 +13,9 @@ import { getLogger } from "../logging/mod.ts";
 
 const log = getLogger(["dcm", "agent", "journal"]);
 
+/** Failed writes are reported at most this often (ms). */
+const FAILURE_REPORT_MS = 60_000;
+
 /** Longest wait before a lazy write is committed on its own. */
 const LAZY_COMMIT_MS = 20;
 
@@ -24,6 +27,8 @@ export class GroupCommitWriter {
   #flushScheduled = false;
   #lazyTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  #quietUntil = 0;
+  #suppressed = 0;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -43,7 +48,12 @@ export class GroupCommitWriter {
   write(fn: () => void, lazy = false): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("the journal is closed"));
     if (!this.#inTx) {
-      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        this.#db.exec("BEGIN IMMEDIATE");
+      } catch (err) {
+        this.#failed(err as Error);
+        return Promise.reject(err);
+      }
       this.#inTx = true;
     }
     try {
@@ -80,9 +90,31 @@ export class GroupCommitWriter {
       try {
         this.#db.exec("ROLLBACK");
       } catch { /* nothing left to roll back */ }
-      log.error("journal commit failed: {error}", { error: (err as Error).message });
+      this.#failed(err as Error);
       for (const w of waiters) w.reject(err as Error);
     }
+  }
+
+  /**
+   * Logs a failed write, at most once a minute: a full disk fails every write,
+   * and a log line per request would only fill the log disk too.
+   */
+  #failed(err: Error): void {
+    const now = performance.now();
+    if (now < this.#quietUntil) {
+      this.#suppressed++;
+      return;
+    }
+    const more = this.#suppressed
+      ? ` (${this.#suppressed} more failures since the last report)`
+      : "";
+    log.error(
+      "cannot write the request journal: {error}{more}; requests that change the system are " +
+        "refused until it can be written again (free space on its file system)",
+      { error: err.message, more },
+    );
+    this.#quietUntil = now + FAILURE_REPORT_MS;
+    this.#suppressed = 0;
   }
 
   /** Commits pending writes; later writes are refused. The caller closes the database. */

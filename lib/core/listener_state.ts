@@ -38,11 +38,19 @@ export interface InFlight {
   cancelled: boolean;
   /** The manager NACKed while the command ran: store the reply, do not send it. */
   nacked: boolean;
+  /** A read-only request whose row could not be journalled: answered, never ACKed. */
+  unjournalled: boolean;
 }
 
 /** A fresh in-flight entry for `command`. */
 export function newFlight(command: string): InFlight {
-  return { command, abort: new AbortController(), cancelled: false, nacked: false };
+  return {
+    command,
+    abort: new AbortController(),
+    cancelled: false,
+    nacked: false,
+    unjournalled: false,
+  };
 }
 
 /** Addresses frames about a request and sends them through the transport. */

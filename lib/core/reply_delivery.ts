@@ -15,6 +15,9 @@ import type { ListenerState } from "./listener_state.ts";
 
 const log = getLogger(["dcm", "agent", "messaging"]);
 
+/** Ids of replies sent without a journal row that are remembered for their ACK. */
+const MAX_UNSTORED = 1000;
+
 interface Awaiting {
   messageId: string;
   due: number;
@@ -25,6 +28,7 @@ export class ReplyDelivery {
   #s: ListenerState;
   #awaiting = new Map<string, Awaiting>();
   #timer: ReturnType<typeof setInterval> | undefined;
+  #unstored = new Set<string>();
 
   constructor(state: ListenerState) {
     this.#s = state;
@@ -57,21 +61,30 @@ export class ReplyDelivery {
     if (!flight) return; // The request was never journalled (its insert failed and was NACKed).
     const messageId = outbox.nextId();
     const nacked = flight.nacked;
-    try {
-      await options.journal.storeReply(id, reply, {
-        messageId,
-        state: nacked ? "REPLY_NACKED" : "REPLY",
-      });
-    } catch (err) {
-      // Never leave the manager waiting for ever: send it, though it is not durable.
-      log.error("could not journal the reply of {id}: {error}", {
-        id,
-        error: (err as Error).message,
-      });
+    let stored = !flight.unjournalled;
+    if (stored) {
+      try {
+        await options.journal.storeReply(id, reply, {
+          messageId,
+          state: nacked ? "REPLY_NACKED" : "REPLY",
+        });
+      } catch (err) {
+        // Never leave the manager waiting for ever: send it, though it is not durable.
+        stored = false;
+        log.error("could not journal the reply of {id}: {error}", {
+          id,
+          error: (err as Error).message,
+        });
+      }
     }
     inflight.delete(id);
+    // A read-only request's row may have failed while it ran.
+    if (flight.unjournalled) stored = false;
     if (nacked) return;
-    this.#awaiting.set(id, { messageId, due: Date.now() + this.#retransmitMs() });
+    // Retransmission reads the reply back from the journal; an unstored one is sent once and
+    // the manager's retransmitted REQUEST asks for it again.
+    if (stored) this.#awaiting.set(id, { messageId, due: Date.now() + this.#retransmitMs() });
+    else this.#rememberUnstored(id);
     outbox.send(replyFrame(outbox.env(id, messageId), reply));
   }
 
@@ -108,6 +121,7 @@ export class ReplyDelivery {
       }
       return;
     }
+    if (this.#unstored.has(id)) return; // The ACK of a reply that could not be journalled.
     if (options.journal.get(id)) return; // A late duplicate for a finished request: nothing to do.
     outbox.nack(id, `${id} is an unknown ID`);
   }
@@ -129,6 +143,14 @@ export class ReplyDelivery {
   stopTimer(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+  }
+
+  /** Remembers a few ids answered without a journal row, so the manager's ACK is not NACKed. */
+  #rememberUnstored(id: string): void {
+    this.#unstored.add(id);
+    if (this.#unstored.size > MAX_UNSTORED) {
+      this.#unstored.delete(this.#unstored.values().next().value!);
+    }
   }
 
   #retransmitMs(): number {

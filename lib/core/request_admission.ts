@@ -134,9 +134,20 @@ export class RequestAdmission {
     committed.then(
       () => outbox.send(ackFrame(outbox.env(id))),
       (err) => {
+        const flight = inflight.get(id);
+        if (plan.readOnly && flight) {
+          // Running it again is harmless, so answer it (without an ACK, which would promise
+          // a journalled request): heartbeats keep working while the disk is full.
+          flight.unjournalled = true;
+          return;
+        }
         inflight.delete(id);
-        log.error("could not journal request {id}: {error}", { id, error: (err as Error).message });
-        outbox.nack(id, `the agent could not record the request: ${(err as Error).message}`);
+        outbox.nack(
+          id,
+          `the agent could not record the request, so it did not run it: ${
+            (err as Error).message
+          }; it can be sent again once the agent's disk has space`,
+        );
       },
     );
     this.#runner.schedule(id, entry, { args: msg.payload.arguments, plan, committed });

@@ -23,6 +23,9 @@ export interface RotatingFileSinkOptions {
 /** A sink that also closes its file when disposed; later records are dropped. */
 export type RotatingFileSink = Sink & Disposable;
 
+/** A failing log file is reported on stderr at most this often (ms). */
+const WRITE_FAILURE_REPORT_MS = 60_000;
+
 /** Opens (creating it and its directory if needed) a log file and returns a sink appending to it; throws if the file cannot be opened. */
 export function createRotatingFileSink(
   path: string,
@@ -37,6 +40,7 @@ export function createRotatingFileSink(
   let file: Deno.FsFile | null = openAppend(path);
   // Tracked in memory rather than by an fstat per record; the file is ours alone.
   let size = file.statSync().size;
+  let quietUntil = 0;
 
   function rotate(current: Deno.FsFile): Deno.FsFile {
     // Shifting before closing keeps `current` usable if a rename fails: on Linux an
@@ -61,9 +65,21 @@ export function createRotatingFileSink(
     const bytes = encoder.encode(formatter(record));
     // As Python: rotate when the record would reach maxBytes, but never an empty file,
     // so a single record longer than maxBytes is still written.
-    if (rotates && size > 0 && size + bytes.length >= maxBytes) file = rotate(file);
-    for (let done = 0; done < bytes.length;) done += file.writeSync(bytes.subarray(done));
-    size += bytes.length;
+    try {
+      if (rotates && size > 0 && size + bytes.length >= maxBytes) file = rotate(file);
+      for (let done = 0; done < bytes.length;) done += file.writeSync(bytes.subarray(done));
+      size += bytes.length;
+    } catch (err) {
+      // A full or failing log disk drops records; it must never stop the agent's work.
+      const now = performance.now();
+      if (now >= quietUntil) {
+        quietUntil = now + WRITE_FAILURE_REPORT_MS;
+        console.error(
+          `dcm-agent: cannot write the log file ${path}: ${(err as Error).message}; ` +
+            "log records are dropped until it can be written (reported once a minute)",
+        );
+      }
+    }
   };
   return Object.assign(sink, {
     [Symbol.dispose]: (): void => {
