@@ -501,6 +501,14 @@ Deno.test("a file that cannot be read or parsed gives a clear error and keeps th
       () => configureLogging(`${dir}/missing.yaml`),
       (err: Error) => err instanceof ConfigError && err.message.includes(`${dir}/missing.yaml`),
     );
+    // YAML the reader does not support is an error naming the file, the line and the construct.
+    Deno.writeTextFileSync(bad, "version: 1\nroot:\n  level: &lvl INFO\n");
+    await assert.rejects(
+      () => configureLogging(bad),
+      (err: Error) =>
+        err instanceof ConfigError && err.message.includes(`${bad} line 3`) &&
+        /anchors \(&name\) are not supported/.test(err.message),
+    );
     Deno.writeTextFileSync(bad, "- just\n- a list\n");
     await assert.rejects(() => configureLogging(bad), /not a mapping/);
     getLogger(["dcm", "agent", "jobs"]).info("still logging");
