@@ -3,7 +3,7 @@
  */
 export * from "./logger.ts";
 export * from "./categories.ts";
-export { ID_KEY, isSecretKey, redactSecrets, scrubSecrets, SECRET_WORDS } from "./redact.ts";
+export { redactSecrets, scrubSecrets } from "./redact.ts";
 export * from "./rotating_file_sink.ts";
 export { configureLogging, type LoggingOptions, shutdownLogging } from "./setup.ts";
 export type { OwnerIds, UserResolver } from "./handlers.ts";

@@ -24,7 +24,7 @@ export const SECRET_WORDS: readonly string[] = [
 ];
 
 /** Identifier keys (request_id, agentID, customerId, …) are never secret, even when named like one. */
-export const ID_KEY: RegExp = /(?:_id|Id|ID)$/;
+const ID_KEY: RegExp = /(?:_id|Id|ID)$/;
 
 /** Whether values under this key are hidden. */
 export function isSecretKey(key: string): boolean {

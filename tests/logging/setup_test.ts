@@ -1,5 +1,5 @@
 /**
- * Tests for lib/logging.ts. The logging set-up (lib/log.ts) is process-wide, so every
+ * Tests for lib/logging/setup.ts and the modules it uses. The logging set-up is process-wide, so every
  * test here that configures it runs in this file, one after the other (Deno runs the
  * tests of one file sequentially), and ends with shutdownLogging(). Checks of what
  * reaches stderr run in a child process.
