@@ -7,7 +7,7 @@ import { getLogger } from "../logging/mod.ts";
 import { type AgentConfig, loadConfig } from "../config/mod.ts";
 import { configureLogging, CONSOLE_CATEGORY, shutdownLogging } from "../logging/mod.ts";
 import { Journal } from "../core/mod.ts";
-import { loadOrCreateToken, regenerateToken } from "../os/mod.ts";
+import { loadOrCreateToken, lookupUser, regenerateToken } from "../os/mod.ts";
 import { type CloudMetadata, createCloudMetadata } from "../os/mod.ts";
 import { platformFor } from "../os/mod.ts";
 import { buildHandshake } from "../transport/mod.ts";
@@ -45,7 +45,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     if (pendingLogs.length > MAX_BUFFERED_LOGS) pendingLogs.shift();
   };
   try {
-    await configureLogging(config.logging.configfile, { managerSink });
+    await configureLogging(config.logging.configfile, { managerSink, resolveUser: lookupUser });
   } catch (err) {
     console.error(`dcm-agent: logging configuration error: ${(err as Error).message}`);
     return 2;
@@ -178,11 +178,12 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
       plugins = loadPlugins(next);
       listener.reconfigure(next);
       connection.updateConfig(next);
-      void configureLogging(next.logging.configfile, { managerSink }).catch((err) =>
-        log.error("SIGHUP: the new logging settings were not applied: {error}", {
-          error: (err as Error).message,
-        })
-      );
+      void configureLogging(next.logging.configfile, { managerSink, resolveUser: lookupUser })
+        .catch((err) =>
+          log.error("SIGHUP: the new logging settings were not applied: {error}", {
+            error: (err as Error).message,
+          })
+        );
       log.info("SIGHUP: configuration reloaded");
     } catch (err) {
       log.error("SIGHUP: the configuration was not reloaded, the old one stays in force: {error}", {

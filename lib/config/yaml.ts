@@ -1,12 +1,23 @@
 /**
- * A small YAML reader for the subset that logging.yaml files use (Python `dictConfig`
- * files): block mappings and sequences, one-line flow collections, quoted and plain
- * scalars with YAML 1.1 types as PyYAML reads them. Loading the npm `yaml` package
- * costs about 10 MB of idle memory, so it is only loaded for files this reader
- * rejects. Anything outside the subset throws rather than being guessed at, so a
- * successful result always equals what `yaml`'s `parse(text, { version: "1.1" })`
- * returns.
+ * The agent's one YAML reader, for logging.yaml (Python `dictConfig` files) and
+ * anything else the agent reads as YAML: block mappings and sequences, one-line flow
+ * collections, quoted and plain scalars with YAML 1.1 types as PyYAML reads them,
+ * comments, and literal (`|`) and folded (`>`) block scalars. Anything outside the
+ * subset (anchors, aliases, tags, complex keys, several documents, values spanning
+ * lines other than block scalars) throws an error naming the line and the construct
+ * rather than being read differently than PyYAML would; no npm package is loaded.
  */
+
+import {
+  checkKey,
+  type Cursor,
+  type Line,
+  lineError,
+  parseInline,
+  parsePlain,
+  parseQuoted,
+  skipSpaces,
+} from "./yaml_inline.ts";
 
 /** Options for {@linkcode parseYamlSubset}. */
 export interface YamlSubsetOptions {
@@ -27,15 +38,6 @@ export function parseYamlSubset(text: string, options: YamlSubsetOptions = {}): 
   return value;
 }
 
-interface Line {
-  /** 1-based, for error messages. */
-  number: number;
-  indent: number;
-  /** The line after its indentation; comments are removed while parsing. */
-  text: string;
-  name: string;
-}
-
 interface State {
   lines: Line[];
   pos: number;
@@ -45,6 +47,8 @@ interface State {
 function splitLines(text: string, name: string): Line[] {
   const lines: Line[] = [];
   const raw = text.replace(/^\uFEFF/, "").split(/\r?\n/);
+  // A final line break ends the last line; it does not start an empty one.
+  if (raw.at(-1) === "") raw.pop();
   for (let i = 0; i < raw.length; i++) {
     const line = raw[i];
     const body = line.trimStart();
@@ -67,12 +71,83 @@ function splitLines(text: string, name: string): Line[] {
       throw lineError(entry, "document end markers and directives are not supported");
     }
     lines.push(entry);
+    i = readBlockScalar(entry, raw, i);
   }
   return lines;
 }
 
-function lineError(line: Line, message: string): Error {
-  return new Error(`${line.name} line ${line.number}: ${message}`);
+/**
+ * `key: |`, `- >-` and the like: a block scalar header after a key or a sequence dash.
+ * Groups: the dashes, the key with its colon, the style, then the indentation and
+ * chomping indicators in either order. A key cannot contain ` #` (a comment).
+ */
+const BLOCK_HEADER =
+  /^((?:- +)*)((?:"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s#'"][^#]*?) *: +)?([|>])([1-9]?)([-+]?)([1-9]?)(?: +#.*)?$/;
+
+/** Reads the block scalar that `entry` opens, if any, into `entry.block`; returns the index of its last raw line. */
+function readBlockScalar(entry: Line, raw: string[], index: number): number {
+  const header = entry.text.match(BLOCK_HEADER);
+  if (!header) return index;
+  const [, dashes, key, style, indent1, chomping, indent2] = header;
+  if (key === undefined && dashes === "") {
+    throw lineError(
+      entry,
+      "a block scalar (| or >) is only supported as the value of a key or a `-`",
+    );
+  }
+  if (indent1 !== "" && indent2 !== "") {
+    throw lineError(entry, "a block scalar header has two indentation indicators; keep one");
+  }
+  // The node's own indentation: where its key starts, or its dash for `- |`.
+  const lastDash = key === undefined ? dashes.match(/- +$/)![0].length : 0;
+  const base = entry.indent + dashes.length - lastDash;
+  let contentIndent = Number(indent1 || indent2) || undefined;
+  if (contentIndent !== undefined) contentIndent += base;
+  const body: string[] = [];
+  let end = index;
+  for (let i = index + 1; i < raw.length; i++) {
+    const line = raw[i];
+    const spaces = line.match(/^ */)![0].length;
+    if (spaces < line.length) {
+      if (contentIndent === undefined) {
+        if (spaces <= base) break;
+        contentIndent = spaces;
+      }
+      if (spaces < contentIndent) break;
+    }
+    body.push(line);
+    end = i;
+  }
+  const indent = contentIndent ?? base + 1;
+  const lines = body.map((line) => line.slice(indent));
+  entry.block = blockValue(lines, style === ">", chomping);
+  return end;
+}
+
+/** Joins the lines of a block scalar (already without their indentation) as YAML does: literal or folded, then chomped. */
+function blockValue(lines: string[], folded: boolean, chomping: string): string {
+  let result = "";
+  let empty = 0;
+  let content = false;
+  let moreIndented = false;
+  for (const line of lines) {
+    if (line === "") {
+      empty++;
+      continue;
+    }
+    // Folding joins lines with a space, except around lines indented further than the first.
+    const more = line[0] === " " || line[0] === "\t";
+    if (!content) result += "\n".repeat(empty);
+    else if (!folded || more || moreIndented) result += "\n".repeat(empty + 1);
+    else result += empty === 0 ? " " : "\n".repeat(empty);
+    moreIndented = more;
+    result += line;
+    content = true;
+    empty = 0;
+  }
+  if (chomping === "+") result += "\n".repeat(content ? empty + 1 : empty);
+  else if (chomping === "" && content) result += "\n";
+  return result;
 }
 
 function isSequenceItem(line: Line): boolean {
@@ -192,219 +267,4 @@ function splitKey(line: Line): { key: string; rest: string } | null {
     );
   }
   return { key: checkKey(line, key), rest: text.slice(colon + 1).trim() };
-}
-
-function checkKey(line: Line, key: string): string {
-  // An own `__proto__` property cannot be created by assignment; no logging file needs one.
-  if (key === "__proto__") throw lineError(line, "the key __proto__ is not supported");
-  return key;
-}
-
-// ---------------------------------------------------------------------------
-// One-line values: scalars and flow collections
-
-interface Cursor {
-  line: Line;
-  text: string;
-  pos: number;
-}
-
-/** Parses a whole one-line value, allowing only a comment after it. */
-function parseInline(line: Line, text: string): unknown {
-  const cursor: Cursor = { line, text, pos: 0 };
-  const first = text[0];
-  let value: unknown;
-  if (first === '"' || first === "'") value = parseQuoted(cursor);
-  else if (first === "[" || first === "{") value = parseFlow(cursor);
-  else {
-    const comment = text.search(/ #/);
-    const source = (comment < 0 ? text : text.slice(0, comment)).trimEnd();
-    if (/: |:$/.test(source)) {
-      throw lineError(line, "a mapping cannot start on the line of another key or value");
-    }
-    return parsePlain(line, source);
-  }
-  skipSpaces(cursor);
-  if (cursor.pos < text.length && text[cursor.pos] !== "#") {
-    throw lineError(line, `unexpected text after the value: ${text.slice(cursor.pos)}`);
-  }
-  return value;
-}
-
-function skipSpaces(cursor: Cursor): void {
-  while (cursor.text[cursor.pos] === " ") cursor.pos++;
-  if (cursor.text[cursor.pos] === "\t") {
-    throw lineError(cursor.line, "tabs are only allowed inside quoted strings; use spaces");
-  }
-}
-
-function parseFlow(cursor: Cursor): unknown[] | Record<string, unknown> {
-  const open = cursor.text[cursor.pos];
-  const close = open === "[" ? "]" : "}";
-  const result: unknown[] | Record<string, unknown> = open === "[" ? [] : {};
-  cursor.pos++;
-  for (;;) {
-    skipSpaces(cursor);
-    const char = cursor.text[cursor.pos];
-    if (char === undefined || char === "#") {
-      throw lineError(
-        cursor.line,
-        `missing "${close}": flow collections must end on the line they start`,
-      );
-    }
-    if (char === close) {
-      cursor.pos++;
-      return result;
-    }
-    if (Array.isArray(result)) {
-      result.push(parseFlowNode(cursor));
-    } else {
-      const key = parseFlowNode(cursor);
-      if (typeof key !== "string") {
-        throw lineError(cursor.line, "keys in a flow mapping must be plain or quoted strings");
-      }
-      checkKey(cursor.line, key);
-      skipSpaces(cursor);
-      if (cursor.text[cursor.pos] !== ":") {
-        throw lineError(cursor.line, `expected ":" after the key "${key}" in a flow mapping`);
-      }
-      cursor.pos++;
-      skipSpaces(cursor);
-      const next = cursor.text[cursor.pos];
-      if (Object.hasOwn(result, key)) {
-        throw lineError(cursor.line, `duplicate key "${key}"; keys in a mapping must be unique`);
-      }
-      result[key] = next === "," || next === "}" ? null : parseFlowNode(cursor);
-    }
-    skipSpaces(cursor);
-    const separator = cursor.text[cursor.pos];
-    // The end of the line and a comment are reported as a missing close at the top of the loop.
-    if (separator === ",") cursor.pos++;
-    else if (separator !== close && separator !== undefined && separator !== "#") {
-      throw lineError(
-        cursor.line,
-        `expected "," or "${close}" in a flow collection, found "${separator}"`,
-      );
-    }
-  }
-}
-
-function parseFlowNode(cursor: Cursor): unknown {
-  const char = cursor.text[cursor.pos];
-  if (char === '"' || char === "'") return parseQuoted(cursor);
-  if (char === "[" || char === "{") return parseFlow(cursor);
-  const start = cursor.pos;
-  // A flow plain scalar ends at a flow indicator, at `: ` or at a comment.
-  const end = cursor.text.slice(start).search(/[,[\]{}]|:(?=[ ,[\]{}]|$)| #/);
-  cursor.pos = end < 0 ? cursor.text.length : start + end;
-  const source = cursor.text.slice(start, cursor.pos).trimEnd();
-  if (source === "") {
-    throw lineError(cursor.line, "empty entry in a flow collection; remove the extra comma");
-  }
-  return parsePlain(cursor.line, source);
-}
-
-const ESCAPES: Record<string, string> = {
-  "0": "\0",
-  a: "\x07",
-  b: "\b",
-  t: "\t",
-  "\t": "\t",
-  n: "\n",
-  v: "\v",
-  f: "\f",
-  r: "\r",
-  e: "\x1b",
-  " ": " ",
-  '"': '"',
-  "/": "/",
-  "\\": "\\",
-  N: "\x85",
-  _: "\xa0",
-  L: "\u2028",
-  P: "\u2029",
-};
-const HEX_LENGTHS: Record<string, number> = { x: 2, u: 4, U: 8 };
-
-/** Reads a single- or double-quoted scalar that must end on its line. */
-function parseQuoted(cursor: Cursor): string {
-  const quote = cursor.text[cursor.pos];
-  const text = cursor.text;
-  let value = "";
-  for (let i = cursor.pos + 1; i < text.length; i++) {
-    const char = text[i];
-    if (char === quote) {
-      if (quote === "'" && text[i + 1] === "'") {
-        value += "'";
-        i++;
-        continue;
-      }
-      cursor.pos = i + 1;
-      return value;
-    }
-    if (char !== "\\" || quote === "'") {
-      value += char;
-      continue;
-    }
-    const code = text[++i];
-    const hexLength = HEX_LENGTHS[code];
-    if (hexLength !== undefined) {
-      const hex = text.slice(i + 1, i + 1 + hexLength);
-      if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== hexLength) {
-        throw lineError(
-          cursor.line,
-          `bad escape \\${code}${hex}: expected ${hexLength} hex digits`,
-        );
-      }
-      value += String.fromCodePoint(parseInt(hex, 16));
-      i += hexLength;
-    } else if (code !== undefined && Object.hasOwn(ESCAPES, code)) {
-      value += ESCAPES[code];
-    } else {
-      throw lineError(cursor.line, `unknown escape \\${code ?? ""} in a double-quoted string`);
-    }
-  }
-  throw lineError(
-    cursor.line,
-    `missing closing ${quote}: quoted strings must end on the line they start`,
-  );
-}
-
-const NULL = /^(?:~|[Nn]ull|NULL)?$/;
-const TRUE = /^(?:Y|y|[Yy]es|YES|[Tt]rue|TRUE|[Oo]n|ON)$/;
-const FALSE = /^(?:N|n|[Nn]o|NO|[Ff]alse|FALSE|[Oo]ff|OFF)$/;
-const INTEGER = /^[-+]?(?:0|[1-9][0-9]*)$/;
-const FLOAT = /^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?[0-9]+[eE][-+]?[0-9]+$/;
-const INFINITY = /^[-+]?\.(?:inf|Inf|INF)$/;
-const NAN = /^\.(?:nan|NaN|NAN)$/;
-/**
- * Other scalars YAML 1.1 gives a type (octal, hex, binary, `1_000`, sexagesimal
- * `1:30`, timestamps): too rare in logging files to be worth reading here.
- */
-const OTHER_NUMBER = /^[-+]?\.?[0-9]/;
-/** Characters that start anchors, aliases, tags, block scalars and reserved or structural indicators. */
-const INDICATOR = /^(?:[&*!|>%@`,[\]{}#"']|[-?:](?: |$))/;
-
-/** Resolves a plain scalar to null, a boolean, a number or a string, as YAML 1.1 does. */
-function parsePlain(line: Line, source: string): unknown {
-  if (INDICATOR.test(source)) {
-    throw lineError(line, `the value ${source} starts with "${source[0]}", which is not supported`);
-  }
-  if (source.includes("\t")) {
-    throw lineError(line, "tabs are only allowed inside quoted strings; use spaces");
-  }
-  if (NULL.test(source)) return null;
-  if (TRUE.test(source)) return true;
-  if (FALSE.test(source)) return false;
-  if (INTEGER.test(source) || FLOAT.test(source)) return Number(source);
-  if (INFINITY.test(source)) return source.startsWith("-") ? -Infinity : Infinity;
-  if (NAN.test(source)) return NaN;
-  if (OTHER_NUMBER.test(source)) {
-    throw lineError(
-      line,
-      `the value ${source} looks like a number or date in a form that is not supported; ` +
-        "quote it if it is text",
-    );
-  }
-  return source;
 }

@@ -1,5 +1,5 @@
 /** logging.yaml and plugin.conf: which of them configure writes, and their contents. */
-import { parse as parseYaml } from "yaml";
+import { parseYamlSubset } from "../config/mod.ts";
 import loggingTemplate from "../../config/logging.yaml" with { type: "text" };
 import { defaultPluginConfText } from "../core/mod.ts";
 import { BUILTIN_COMMANDS } from "../../commands/mod.ts";
@@ -43,7 +43,7 @@ function renderLoggingYaml(logfile: string, level: string, user: string): string
   // e.g. ' #' starts a comment, so the file handler must come back with the same path.
   let problem: string;
   try {
-    const doc = parseYaml(text, { version: "1.1" });
+    const doc = parseYamlSubset(text) as { handlers?: { file_handler?: { filename?: unknown } } };
     const filename = doc?.handlers?.file_handler?.filename;
     if (filename === logfile) return text;
     problem = `it would be read back as '${filename}'`;

@@ -1,6 +1,11 @@
-/** Tests of lib/redact.ts. */
+/** Tests of lib/logging/redact.ts. */
 import assert from "node:assert/strict";
-import { redactSecrets } from "../../lib/logging/redact.ts";
+import {
+  isSecretKey,
+  redactSecrets,
+  scrubSecrets,
+  SECRET_WORDS,
+} from "../../lib/logging/redact.ts";
 
 Deno.test("redact: secrets in a handshake and a request are hidden, ids stay", () => {
   const frame = {
@@ -110,4 +115,20 @@ Deno.test("redact: never throws on circular or unserialisable values", () => {
   }
   assert.equal(out, "<nested too deeply>");
   assert.equal(depth, 64);
+});
+
+Deno.test("redact: one word list serves frames and log lines alike", () => {
+  for (const word of SECRET_WORDS) {
+    const key = `my${word[0].toUpperCase()}${word.slice(1)}`;
+    assert.ok(isSecretKey(key), key);
+    assert.deepEqual(redactSecrets({ [key]: "v4lue" }), { [key]: "<redacted 5 bytes>" }, key);
+    assert.equal(scrubSecrets(`{"${key}":"v4lue"}`), `{"${key}":"<redacted>"}`, key);
+    assert.equal(scrubSecrets(`${key}=v4lue x`), `${key}=<redacted> x`, key);
+  }
+  // A key both paths used to treat differently: `passwd` was only known to the line scrubber.
+  assert.deepEqual(redactSecrets({ rootPasswd: "pw" }), { rootPasswd: "<redacted 2 bytes>" });
+  assert.equal(scrubSecrets(`{"rootPasswd":"pw"}`), `{"rootPasswd":"<redacted>"}`);
+  // Identifiers stay readable on both paths.
+  assert.deepEqual(redactSecrets({ tokenId: "t1" }), { tokenId: "t1" });
+  assert.equal(scrubSecrets(`{"tokenId":"t1"}`), `{"tokenId":"t1"}`);
 });

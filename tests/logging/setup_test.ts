@@ -1,5 +1,5 @@
 /**
- * Tests for lib/logging.ts. The logging set-up (lib/log.ts) is process-wide, so every
+ * Tests for lib/logging/setup.ts and the modules it uses. The logging set-up is process-wide, so every
  * test here that configures it runs in this file, one after the other (Deno runs the
  * tests of one file sequentially), and ends with shutdownLogging(). Checks of what
  * reaches stderr run in a child process.
@@ -11,12 +11,13 @@ import template from "../../config/logging.yaml" with { type: "text" };
 import { ConfigError } from "../../lib/config/agent_conf.ts";
 import { pathExists as exists, readTextIfPresent } from "../../lib/os/fs_stat.ts";
 import {
-  configureLogging,
-  CONSOLE_CATEGORY,
-  scrubSecrets,
+  configureLogging as configureLoggingWith,
+  type LoggingOptions,
   shutdownLogging,
-  WIRE_CATEGORY,
 } from "../../lib/logging/setup.ts";
+import { lookupUser } from "../../lib/os/passwd.ts";
+import { CONSOLE_CATEGORY, WIRE_CATEGORY } from "../../lib/logging/categories.ts";
+import { scrubSecrets } from "../../lib/logging/redact.ts";
 import type { LogLevel } from "../../lib/protocol/messages.ts";
 import { runProgram } from "../helpers/run.ts";
 
@@ -24,6 +25,11 @@ const ROOT = new URL("../..", import.meta.url);
 /** Every test's files live under one directory, removed when the test run ends. */
 const TMP = Deno.makeTempDirSync({ prefix: "dcm_logging_test_" });
 globalThis.addEventListener("unload", () => Deno.removeSync(TMP, { recursive: true }));
+
+/** As the agent calls it: owners are looked up through lib/os. */
+function configureLogging(file: string | null, options: LoggingOptions = {}): Promise<void> {
+  return configureLoggingWith(file, { resolveUser: lookupUser, ...options });
+}
 
 function tempDir(): string {
   return Deno.makeTempDirSync({ dir: TMP });
@@ -67,7 +73,8 @@ async function runChild(code: string): Promise<{ stdout: string; stderr: string;
   Deno.writeTextFileSync(
     script,
     `import { getLogger } from ${JSON.stringify(new URL("lib/logging/logger.ts", ROOT).href)};\n` +
-      `import * as logging from "${new URL("lib/logging/setup.ts", ROOT)}";\n${code}\n`,
+      `import * as logging from "${new URL("lib/logging/mod.ts", ROOT)}";\n` +
+      `import { lookupUser } from "${new URL("lib/os/passwd.ts", ROOT)}";\n${code}\n`,
   );
   const out = await runProgram(Deno.execPath(), [
     "run",
@@ -101,7 +108,9 @@ Deno.test("without a file, INFO and above go to stderr and DEBUG does not", asyn
 Deno.test("the stderr option echoes INFO and above next to the file handlers", async () => {
   const { yaml, log } = installTemplate("DEBUG");
   const child = await runChild(`
-    await logging.configureLogging(${JSON.stringify(yaml)}, { stderr: true });
+    await logging.configureLogging(${
+    JSON.stringify(yaml)
+  }, { stderr: true, resolveUser: lookupUser });
     getLogger(["dcm", "agent", "jobs"]).debug("file only");
     getLogger(["dcm", "agent", "jobs"]).info("file and stderr");
     await logging.shutdownLogging();
@@ -492,6 +501,14 @@ Deno.test("a file that cannot be read or parsed gives a clear error and keeps th
       () => configureLogging(`${dir}/missing.yaml`),
       (err: Error) => err instanceof ConfigError && err.message.includes(`${dir}/missing.yaml`),
     );
+    // YAML the reader does not support is an error naming the file, the line and the construct.
+    Deno.writeTextFileSync(bad, "version: 1\nroot:\n  level: &lvl INFO\n");
+    await assert.rejects(
+      () => configureLogging(bad),
+      (err: Error) =>
+        err instanceof ConfigError && err.message.includes(`${bad} line 3`) &&
+        /anchors \(&name\) are not supported/.test(err.message),
+    );
     Deno.writeTextFileSync(bad, "- just\n- a list\n");
     await assert.rejects(() => configureLogging(bad), /not a mapping/);
     getLogger(["dcm", "agent", "jobs"]).info("still logging");
@@ -516,4 +533,38 @@ root: {handlers: [f]}
       /cannot open the log file .*blocker\/agent\.log/.test(err.message),
   );
   await shutdownLogging();
+});
+
+Deno.test({
+  name: "log files go to the owner the injected resolver finds; without one they keep theirs",
+  // Giving a file away needs root.
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const asked: string[] = [];
+    const resolved = installTemplate("INFO");
+    try {
+      await configureLoggingWith(resolved.yaml, {
+        resolveUser: (name) => {
+          asked.push(name);
+          return { uid: 65534, gid: 65534 };
+        },
+      });
+      getLogger(["dcm", "agent", "jobs"]).info("owned");
+    } finally {
+      await shutdownLogging();
+    }
+    assert.ok(asked.every((name) => name === "nobody") && asked.length > 0, String(asked));
+    assert.equal(Deno.statSync(resolved.log).uid, 65534);
+    assert.doesNotMatch(read(resolved.log), /not a local user/);
+
+    const plain = installTemplate("INFO");
+    try {
+      await configureLoggingWith(plain.yaml);
+      getLogger(["dcm", "agent", "jobs"]).info("kept");
+    } finally {
+      await shutdownLogging();
+    }
+    assert.equal(Deno.statSync(plain.log).uid, 0);
+    assert.match(read(plain.log), /handler file_handler: owner nobody is not a local user/);
+  },
 });
