@@ -1,0 +1,4 @@
+/** placeholder */
+export function upgradeBinaryMain(_args: string[]): Promise<number> {
+  return Promise.resolve(1);
+}
