@@ -1,4 +1,161 @@
-/** placeholder */
-export function upgradeBinaryMain(_args: string[]): Promise<number> {
-  return Promise.resolve(1);
+/**
+ * `dcm-agent upgrade-binary FILE|URL [--sha256 HEX]`: replaces the agent's
+ * executable with a checked new one, restarts the service and waits for the
+ * new agent to reach the manager, rolling back to the previous executable
+ * otherwise. Run from an agent script (an `upgrade`), it finishes in a
+ * detached process, since restarting the agent ends the script.
+ */
+import { parseArgs } from "node:util";
+import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadConfig } from "../config/mod.ts";
+import { AGENT_RUNTIME_FLAGS } from "../config/mod.ts";
+import { VERSION } from "../protocol/mod.ts";
+
+export const UPGRADE_BINARY_USAGE = `Usage: dcm-agent upgrade-binary FILE|URL [options]
+
+Replaces the agent's executable: checks the new file (SHA-256, '--version'),
+keeps the old one as <target>.previous, swaps by rename, restarts the service
+(systemd or /etc/init.d/dcm-agent) and waits for the new agent's handshake
+with the manager. Without it in time, the previous executable is put back and
+restarted. The outcome is shown by 'dcm-agent status' and sent to the manager
+as a LOG line. Exit 0: upgraded; 1: rolled back or failed; 2: bad usage.
+  --sha256 HEX         the new file's SHA-256; a mismatch changes nothing
+  --timeout SECONDS    how long the new agent has to reach the manager (default 300)
+  --target PATH        the executable to replace (default: this one)
+  -c, --config FILE    the agent.conf (for the base directory)
+  --detach             finish in the background (default when run from an agent script)
+  --no-detach          stay in the foreground even from an agent script
+  --root DIR           look for the service under DIR (tests)
+  -h, --help           print this help`;
+
+/** Runs `dcm-agent upgrade-binary`; returns the exit code. */
+export async function upgradeBinaryMain(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      tokens: true,
+      options: {
+        sha256: { type: "string" },
+        timeout: { type: "string" },
+        target: { type: "string" },
+        config: { type: "string", short: "c" },
+        detach: { type: "boolean" },
+        "no-detach": { type: "boolean" },
+        root: { type: "string" },
+        "finish-staged": { type: "string" },
+        "staged-version": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (err) {
+    console.error(`dcm-agent upgrade-binary: ${(err as Error).message}\n\n${UPGRADE_BINARY_USAGE}`);
+    return 2;
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(UPGRADE_BINARY_USAGE);
+    return 0;
+  }
+  const finishing = v["finish-staged"] !== undefined;
+  if (!finishing && parsed.positionals.length !== 1) {
+    console.error(
+      `dcm-agent upgrade-binary: give exactly one FILE or URL\n\n${UPGRADE_BINARY_USAGE}`,
+    );
+    return 2;
+  }
+  const timeout = Number(v.timeout ?? "300");
+  if (!Number.isFinite(timeout) || timeout <= 0) {
+    console.error(`dcm-agent upgrade-binary: --timeout must be a positive number of seconds`);
+    return 2;
+  }
+  const target = v.target ?? defaultTarget();
+  if (target === null) {
+    console.error(
+      "dcm-agent upgrade-binary: this agent runs from source; give the executable to replace with --target",
+    );
+    return 2;
+  }
+  const baseDir = loadConfig({ file: v.config }).storage.base_dir ?? "/dcm";
+  const { stageBinary, swapAndWatch } = await import("../os/binary_swap.ts");
+  const { installedService } = await import("../os/service.ts");
+  const say = (line: string) => console.log(`dcm-agent upgrade-binary: ${line}`);
+
+  let staged;
+  if (finishing) {
+    staged = { path: v["finish-staged"]!, version: v["staged-version"] ?? "unknown" };
+  } else {
+    try {
+      staged = await stageBinary(parsed.positionals[0], { target, sha256: v.sha256 });
+    } catch (err) {
+      console.error(`dcm-agent upgrade-binary: ${(err as Error).message}`);
+      return 1;
+    }
+    say(`${staged.path} answers version ${staged.version}`);
+    const detach = v.detach || (Deno.env.get("DCM_LOG_FILE") !== undefined && !v["no-detach"]);
+    if (detach) {
+      // The source is already staged: the finisher gets every argument but it.
+      const source = parsed.tokens.find((t) => t.kind === "positional")?.index;
+      return spawnFinisher(args.filter((_, i) => i !== source), {
+        baseDir,
+        staged: staged.path,
+        version: staged.version,
+      });
+    }
+  }
+  const service = installedService(v.root ?? "/");
+  const result = await swapAndWatch(staged, {
+    target,
+    baseDir,
+    service,
+    fromVersion: VERSION,
+    timeoutMs: timeout * 1000,
+    log: say,
+  });
+  if (result.state === "upgraded") return 0;
+  console.error(`dcm-agent upgrade-binary: ${result.state}: ${result.reason ?? ""}`);
+  return 1;
+}
+
+/** The running compiled executable, or null when running from source. */
+function defaultTarget(): string | null {
+  const exec = Deno.execPath();
+  return basename(exec) === "deno" ? null : exec;
+}
+
+/** Runs the swap in a detached process (own session) logging to <base>/logs/upgrade-binary.log. */
+function spawnFinisher(
+  args: string[],
+  options: { baseDir: string; staged: string; version: string },
+): number {
+  const exec = Deno.execPath();
+  const self = basename(exec) === "deno" && Deno.mainModule.startsWith("file:")
+    ? [exec, "run", "-A", ...AGENT_RUNTIME_FLAGS, fileURLToPath(Deno.mainModule)]
+    : [exec];
+  const argv = [
+    ...self,
+    "upgrade-binary",
+    ...args,
+    "--no-detach",
+    "--finish-staged",
+    options.staged,
+    "--staged-version",
+    options.version,
+  ];
+  const logFile = join(options.baseDir, "logs", "upgrade-binary.log");
+  new Deno.Command("/bin/sh", {
+    args: ["-c", 'log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null', "sh", logFile, ...argv],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true,
+  }).spawn().unref();
+  console.log(
+    `dcm-agent upgrade-binary: the swap and restart continue in the background; ` +
+      `follow ${logFile} and 'dcm-agent status'`,
+  );
+  return 0;
 }
