@@ -79,7 +79,15 @@ export async function upgradeBinaryMain(args: string[]): Promise<number> {
     );
     return 2;
   }
-  const baseDir = loadConfig({ file: v.config }).storage.base_dir ?? "/dcm";
+  let baseDir: string;
+  try {
+    baseDir = loadConfig({ file: v.config }).storage.base_dir ?? "/dcm";
+  } catch (err) {
+    console.error(
+      `dcm-agent upgrade-binary: cannot read the agent's configuration: ${(err as Error).message}`,
+    );
+    return 2;
+  }
   const { stageBinary, swapAndWatch } = await import("../os/binary_swap.ts");
   const { installedService } = await import("../os/service.ts");
   const say = (line: string) => console.log(`dcm-agent upgrade-binary: ${line}`);

@@ -66,6 +66,33 @@ Deno.test("upgrade: a file:// script runs with version, options file and args; a
       /checksum did not match/,
     );
     assert.equal(Deno.readTextFileSync(marker), "run\n", "nothing ran");
+
+    // Over http the same checks apply.
+    const server = Deno.serve(
+      { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+      () => new Response(text),
+    );
+    try {
+      const url = `http://127.0.0.1:${server.addr.port}/upgrade.sh`;
+      const viaHttp = await manager.request("upgrade", {
+        newVersion: "9.9.10",
+        url,
+        args: [],
+        checksum: await sha256(new TextEncoder().encode(text)),
+      });
+      assert.equal(payloadOf(viaHttp.reply).return_code, 0);
+      assert.match(String(payloadOf(viaHttp.reply).message), /^args: 9\.9\.10 /);
+      const badHttp = await manager.request("upgrade", {
+        newVersion: "9.9.10",
+        url,
+        args: [],
+        checksum: "f".repeat(64),
+      });
+      assert.equal(payloadOf(badHttp.reply).return_code, 1);
+      assert.equal(Deno.readTextFileSync(marker), "run\nrun\n", "only the good one ran");
+    } finally {
+      await server.shutdown();
+    }
     assert.deepEqual([...Deno.readDirSync(`${agent.baseDir}/tmp`)], []);
   } finally {
     await agent.stop();
