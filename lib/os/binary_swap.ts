@@ -121,9 +121,10 @@ export async function swapAndWatch(
     writeUpgrade(baseDir, r);
     return r;
   };
-  record("pending");
   Deno.renameSync(staged.path, target);
   syncDir(dirname(target));
+  // Written after the swap: a crash before it leaves no claim of an upgrade.
+  record("pending");
   options.log(`swapped in ${target} (version ${staged.version}); previous kept as ${previous}`);
 
   let reason = await restartAndWait(options, "upgraded");

@@ -3,7 +3,9 @@
  * manager: the upgrade script gets its arguments and the options file and
  * both files are deleted; a checksum mismatch runs nothing; terminate's
  * REPLY reaches the manager before the agent exits, and a restart answers a
- * retransmitted terminate from the journal without stopping again.
+ * retransmitted terminate from the journal without stopping again. systemd does
+ * not run here, so the `systemctl stop` path of terminate is not exercised:
+ * everything up to it is (the agent exits by itself when not under a unit).
  */
 import assert from "node:assert/strict";
 import { DevManager, type Frame } from "../../scripts/dev_manager.ts";
