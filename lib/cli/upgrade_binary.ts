@@ -72,11 +72,19 @@ export async function upgradeBinaryMain(args: string[]): Promise<number> {
     console.error(`dcm-agent upgrade-binary: --timeout must be a positive number of seconds`);
     return 2;
   }
-  const target = v.target ?? defaultTarget();
-  if (target === null) {
+  const given = v.target ?? defaultTarget();
+  if (given === null) {
     console.error(
       "dcm-agent upgrade-binary: this agent runs from source; give the executable to replace with --target",
     );
+    return 2;
+  }
+  let target: string;
+  try {
+    // Through a link, the file it points to is replaced (the link stays).
+    target = Deno.realPathSync(given);
+  } catch (err) {
+    console.error(`dcm-agent upgrade-binary: the target ${given}: ${(err as Error).message}`);
     return 2;
   }
   let baseDir: string;

@@ -14,6 +14,7 @@ import { serviceAction, type ServiceManager } from "./service.ts";
 import { readUpgrade, type UpgradeRecord, writeUpgrade } from "./upgrade_state.ts";
 
 const VERSION_TIMEOUT_MS = 60_000;
+const DOWNLOAD_TIMEOUT_MS = 30 * 60_000;
 const POLL_MS = 250;
 
 /** A checked new executable, staged beside the target. */
@@ -37,7 +38,7 @@ export async function stageBinary(source: string, options: StageOptions): Promis
   const staged = `${options.target}.new`;
   try {
     if (/^https?:\/\//i.test(source)) {
-      const response = await fetch(source);
+      const response = await fetch(source, { signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS) });
       if (response.status !== 200 || !response.body) {
         await response.body?.cancel();
         throw new Error(`downloading ${source} failed: HTTP ${response.status}`);

@@ -36,19 +36,23 @@ export async function buildRecoveryArchive(
     await Deno.chmod(work, 0o700);
     const list = files.map((f) => f.replace(/^\/+/, "")).join("\0");
     await Deno.writeTextFile(join(work, "files"), list + (list ? "\0" : ""));
-    await tool([
-      "tar",
-      "--create",
-      "--gzip",
-      "--file",
-      join(work, "data.tar.gz"),
-      "--directory",
-      pathUnderRoot(root, "/"),
-      "--no-recursion",
-      "--null",
-      "--files-from",
-      join(work, "files"),
-    ], "save the files in the recovery archive");
+    await tool(
+      [
+        "tar",
+        "--create",
+        "--gzip",
+        "--file",
+        join(work, "data.tar.gz"),
+        "--directory",
+        pathUnderRoot(root, "/"),
+        "--no-recursion",
+        "--null",
+        "--files-from",
+        join(work, "files"),
+      ],
+      "save the files in the recovery archive",
+      { okCodes: [0, 1] },
+    );
     const members = ["recovery.sh"];
     const encrypted = Boolean(options.publicKey?.trim());
     if (encrypted) {
@@ -100,7 +104,7 @@ async function encrypt(work: string, publicKey: string): Promise<void> {
       "stdin",
     ],
     "encrypt the recovery archive",
-    `${secret}\n`,
+    { stdin: `${secret}\n` },
   );
   await tool(
     [
@@ -116,7 +120,7 @@ async function encrypt(work: string, publicKey: string): Promise<void> {
       join(work, "key"),
     ],
     "encrypt the recovery key with the public key",
-    secret,
+    { stdin: secret },
   );
   await Deno.remove(join(work, "data.tar.gz"));
   await Deno.remove(join(work, "public.pem"));
@@ -162,12 +166,18 @@ function b64url(bytes: Uint8Array): string {
   return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-async function tool(argv: string[], what: string, stdin?: string): Promise<void> {
+interface ToolOptions {
+  stdin?: string;
+  /** Exit codes that mean success; GNU tar exits 1 when a file (a live log) changed while read. */
+  okCodes?: number[];
+}
+
+async function tool(argv: string[], what: string, options: ToolOptions = {}): Promise<void> {
   let r;
   try {
     r = await runProcess(argv, {
       env: { LC_ALL: "C" },
-      stdin,
+      stdin: options.stdin,
       timeoutMs: TOOL_TIMEOUT_MS,
       maxOutputBytes: 65536,
     });
@@ -178,7 +188,7 @@ async function tool(argv: string[], what: string, stdin?: string): Promise<void>
       } (the scrubber needs tar and openssl)`,
     );
   }
-  if (r.code !== 0) {
+  if (!(options.okCodes ?? [0]).includes(r.code)) {
     throw new Error(`cannot ${what}: ${argv[0]} failed (exit ${r.code}): ${r.stderr.trim()}`);
   }
 }
