@@ -97,6 +97,16 @@ Deno.test({
         assert.equal(Deno.readTextFileSync(join(work, "restored", p)), text);
       }
 
+      // A scrubber failure is reported, not ignored (here: a key it cannot encrypt for).
+      await Deno.writeTextFile(join(fx.root, "tmp/boot.log"), "again\n");
+      const bad = await executeCommand(cleanImage, {
+        recovery: true,
+        recoveryPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA x",
+      }, ctx);
+      assert.equal(bad.return_code, 1);
+      assert.match(bad.message, /^the scrubber failed: .*RSA public key/);
+      assert.equal(Deno.readTextFileSync(join(fx.root, "tmp/boot.log")), "again\n");
+
       // A user that cannot be removed stops the command with the original's message.
       const failed = await executeCommand(cleanImage, { delUser: ["-bad-"] }, ctx);
       assert.equal(failed.return_code, 1);
