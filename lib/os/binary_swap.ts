@@ -156,6 +156,8 @@ async function restartAndWait(
   try {
     await serviceAction(options.service, "restart");
   } catch (err) {
+    // The agent's own confirmation wins over a restart command that complained late.
+    if (readUpgrade(options.baseDir)?.state === state) return null;
     return `the restart failed: ${(err as Error).message}`;
   }
   const deadline = Date.now() + options.timeoutMs;

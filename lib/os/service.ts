@@ -71,7 +71,8 @@ export async function serviceAction(
     maxOutputBytes: 65536,
   });
   if (r.code !== 0) {
-    const detail = `${r.stdout}${r.stderr}`.trim() || `exit code ${r.code}`;
+    const detail = `${r.stdout}${r.stderr}`.trim().replace(/\s*\n\s*/g, "; ") ||
+      `exit code ${r.code}`;
     throw new Error(`'${argv.join(" ")}' failed: ${detail}`);
   }
 }

@@ -127,6 +127,17 @@ async function initScript(box: Box, action: string): Promise<string> {
   return new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
 }
 
+/** SIGKILLs the processes this test started that may outlive a failure (their command lines name `root`). */
+function killProcessesUsing(root: string): void {
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+      if (cmdline.includes(root)) Deno.kill(Number(e.name), "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
+
 function agentPid(box: Box): number {
   return Number(Deno.readTextFileSync(join(box.base, "dcm-agent.pid")).trim());
 }
@@ -252,6 +263,13 @@ Deno.test("upgrade-binary: success, checksum mismatch, rollbacks, and requests i
         const slowAnsweredAt = Date.now();
         assert.equal((slowReply.reply.payload as Frame).message, "slow-done\n");
         await waitFor(() => readUpgrade(box.base)?.state === "upgraded", 60000, "the upgrade");
+        // The detached finisher logs the outcome once its restart has returned.
+        const finisherLog = join(box.base, "logs/upgrade-binary.log");
+        await waitFor(
+          () => Deno.readTextFileSync(finisherLog).includes("upgrade complete"),
+          30000,
+          `the finisher to report in ${finisherLog}`,
+        );
         // The swap and restart began while the script still ran: the old agent waited for it.
         assert.ok(Date.parse(readUpgrade(box.base)!.swappedAt) < slowAnsweredAt);
         assert.ok(manager.handshakes.length > upgradeHandshakes);
@@ -281,6 +299,7 @@ Deno.test("upgrade-binary: success, checksum mismatch, rollbacks, and requests i
     try {
       Deno.kill(agentPid(box), "SIGKILL");
     } catch { /* stopped */ }
+    killProcessesUsing(box.root);
     await manager.close();
     await Deno.remove(box.root, { recursive: true }).catch(() => {});
   }
