@@ -29,8 +29,44 @@ as a LOG line. Exit 0: upgraded; 1: rolled back or failed; 2: bad usage.
   --root DIR           look for the service under DIR (tests)
   -h, --help           print this help`;
 
+/** What the command line asks for. */
+interface UpgradeRequest {
+  /** The new file or URL; null for the detached finisher (already staged). */
+  source: string | null;
+  /** Index of the source in the arguments (left out for the finisher). */
+  sourceIndex: number;
+  sha256: string | null;
+  timeoutMs: number;
+  target: string;
+  baseDir: string;
+  root: string;
+  detach: boolean;
+  /** The finisher's staged file and its version. */
+  staged: { path: string; version: string } | null;
+}
+
 /** Runs `dcm-agent upgrade-binary`; returns the exit code. */
 export async function upgradeBinaryMain(args: string[]): Promise<number> {
+  const req = parseRequest(args);
+  if (typeof req === "number") return req;
+  const { lockUpgrade } = await import("../os/binary_swap.ts");
+  let unlock: () => void;
+  try {
+    // The detached finisher may start before its parent has let go of the lock.
+    unlock = await lockUpgrade(req.target, { waitMs: req.staged ? 30_000 : 0 });
+  } catch (err) {
+    console.error(`dcm-agent upgrade-binary: ${(err as Error).message}`);
+    return 1;
+  }
+  try {
+    return await runUpgrade(req, args);
+  } finally {
+    unlock();
+  }
+}
+
+/** Parses the arguments; an exit code when there is nothing to do (help) or they are wrong. */
+function parseRequest(args: string[]): UpgradeRequest | number {
   let parsed;
   try {
     parsed = parseArgs({
@@ -96,39 +132,51 @@ export async function upgradeBinaryMain(args: string[]): Promise<number> {
     );
     return 2;
   }
+  return {
+    source: finishing ? null : parsed.positionals[0],
+    sourceIndex: parsed.tokens.find((t) => t.kind === "positional")?.index ?? -1,
+    sha256: v.sha256 ?? null,
+    timeoutMs: timeout * 1000,
+    target,
+    baseDir,
+    root: v.root ?? "/",
+    // From an agent script (an `upgrade`), the restart would end the script: finish detached.
+    detach: v.detach || (Deno.env.get("DCM_LOG_FILE") !== undefined && !v["no-detach"]),
+    staged: finishing
+      ? { path: v["finish-staged"]!, version: v["staged-version"] ?? "unknown" }
+      : null,
+  };
+}
+
+/** Stages (or takes the staged file), then swaps and watches, or hands over to a detached finisher. */
+async function runUpgrade(req: UpgradeRequest, args: string[]): Promise<number> {
   const { stageBinary, swapAndWatch } = await import("../os/binary_swap.ts");
   const { installedService } = await import("../os/service.ts");
   const say = (line: string) => console.log(`dcm-agent upgrade-binary: ${line}`);
-
-  let staged;
-  if (finishing) {
-    staged = { path: v["finish-staged"]!, version: v["staged-version"] ?? "unknown" };
-  } else {
+  let staged = req.staged;
+  if (staged === null) {
     try {
-      staged = await stageBinary(parsed.positionals[0], { target, sha256: v.sha256 });
+      staged = await stageBinary(req.source!, { target: req.target, sha256: req.sha256 });
     } catch (err) {
       console.error(`dcm-agent upgrade-binary: ${(err as Error).message}`);
       return 1;
     }
     say(`${staged.path} answers version ${staged.version}`);
-    const detach = v.detach || (Deno.env.get("DCM_LOG_FILE") !== undefined && !v["no-detach"]);
-    if (detach) {
+    if (req.detach) {
       // The source is already staged: the finisher gets every argument but it.
-      const source = parsed.tokens.find((t) => t.kind === "positional")?.index;
-      return spawnFinisher(args.filter((_, i) => i !== source), {
-        baseDir,
+      return spawnFinisher(args.filter((_, i) => i !== req.sourceIndex), {
+        baseDir: req.baseDir,
         staged: staged.path,
         version: staged.version,
       });
     }
   }
-  const service = installedService(v.root ?? "/");
   const result = await swapAndWatch(staged, {
-    target,
-    baseDir,
-    service,
+    target: req.target,
+    baseDir: req.baseDir,
+    service: installedService(req.root),
     fromVersion: VERSION,
-    timeoutMs: timeout * 1000,
+    timeoutMs: req.timeoutMs,
     log: say,
   });
   if (result.state === "upgraded") return 0;

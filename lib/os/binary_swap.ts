@@ -86,6 +86,53 @@ async function fileSha256(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
+/**
+ * Takes `<target>.upgrade-lock` for this process, waiting up to `waitMs`
+ * while a live upgrade-binary holds it (a stale one, of a dead process, is
+ * taken over); throws when it stays held. Returns the release function.
+ */
+export async function lockUpgrade(
+  target: string,
+  options: { waitMs?: number } = {},
+): Promise<() => void> {
+  const lock = `${target}.upgrade-lock`;
+  const deadline = Date.now() + (options.waitMs ?? 0);
+  for (;;) {
+    try {
+      Deno.writeTextFileSync(lock, `${Deno.pid}\n`, { createNew: true });
+      return () => {
+        try {
+          if (Deno.readTextFileSync(lock).trim() === String(Deno.pid)) Deno.removeSync(lock);
+        } catch { /* already gone */ }
+      };
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+    }
+    let holder = 0;
+    try {
+      holder = Number(Deno.readTextFileSync(lock).trim());
+    } catch { /* released meanwhile */ }
+    if (!(holder > 0 && isAlive(holder))) {
+      await Deno.remove(lock).catch(() => {});
+    } else if (Date.now() >= deadline) {
+      throw new Error(
+        `another upgrade-binary (pid ${holder}) is replacing ${target}; wait for it to finish`,
+      );
+    } else {
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Options for {@linkcode swapAndWatch}. */
 export interface SwapOptions {
   target: string;

@@ -150,7 +150,7 @@ Deno.test("upgrade-binary: success, checksum mismatch, rollbacks, and requests i
     await manager.waitForHandshake({ count: 1, timeoutMs: 30000 });
     const v1 = Deno.readTextFileSync(box.target);
 
-    await t.step("a checksum mismatch changes nothing", async () => {
+    await t.step("a checksum mismatch changes nothing; one upgrade at a time", async () => {
       const v2 = await box.wrapper("good", "v2");
       const r = await box.upgrade(v2, ["--sha256", "0".repeat(64)]);
       assert.equal(r.code, 1, r.output);
@@ -158,6 +158,16 @@ Deno.test("upgrade-binary: success, checksum mismatch, rollbacks, and requests i
       assert.equal(Deno.readTextFileSync(box.target), v1);
       assert.throws(() => Deno.statSync(`${box.target}.new`), Deno.errors.NotFound);
       assert.equal(readUpgrade(box.base), undefined);
+      // A live upgrade-binary's lock refuses a second one; a stale lock is taken over.
+      const lock = `${box.target}.upgrade-lock`;
+      await Deno.writeTextFile(lock, `${Deno.pid}\n`);
+      const busy = await box.upgrade(v2, ["--sha256", "0".repeat(64)]);
+      assert.equal(busy.code, 1);
+      assert.match(busy.output, new RegExp(`another upgrade-binary \\(pid ${Deno.pid}\\)`));
+      await Deno.writeTextFile(lock, "4194304\n");
+      const stale = await box.upgrade(v2, ["--sha256", "0".repeat(64)]);
+      assert.match(stale.output, /checksum does not match/);
+      assert.throws(() => Deno.statSync(lock), Deno.errors.NotFound);
     });
 
     await t.step("success: swapped, restarted, the new agent reached the manager", async () => {
