@@ -6,6 +6,8 @@
  *   dcm-agent status [-c FILE]     journal-based status; exit 0 only when running
  *   dcm-agent configure [...]      write the configuration (see `configure --help`)
  *   dcm-agent reconfigure [...]    configure -r <installed agent.conf>
+ *   dcm-agent scrub [...]          delete what must not end up in an image (see `scrub --help`)
+ *   dcm-agent upgrade-binary SRC   replace the agent's executable, with rollback
  *   dcm-agent -r | --report        write a support tarball to /tmp/agent_info.tar.gz
  *   dcm-agent -V | --version       print `Version X`
  */
@@ -17,6 +19,8 @@ const USAGE = `Usage: dcm-agent [run] [-c FILE]
        dcm-agent status [-c FILE]
        dcm-agent configure [options]     (dcm-agent configure --help)
        dcm-agent reconfigure [options]
+       dcm-agent scrub [options]         (dcm-agent scrub --help)
+       dcm-agent upgrade-binary FILE|URL [--sha256 HEX]   (--help)
        dcm-agent -r | --report
        dcm-agent -V | --version
 
@@ -36,6 +40,12 @@ export async function main(args: string[]): Promise<number> {
   }
   if (sub === "reconfigure") {
     return await (await import("./lib/configure/mod.ts")).reconfigureMain(args.slice(1));
+  }
+  if (sub === "scrub") {
+    return await (await import("./lib/cli/mod.ts")).scrubMain(args.slice(1));
+  }
+  if (sub === "upgrade-binary") {
+    return await (await import("./lib/cli/mod.ts")).upgradeBinaryMain(args.slice(1));
   }
   let configFile: string | undefined;
   const words: string[] = [];

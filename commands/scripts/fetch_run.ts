@@ -95,14 +95,14 @@ async function makeExecutable(path: string): Promise<void> {
   }
 }
 
-interface DownloadOptions {
+export interface DownloadOptions {
   /** Longest wait for the response headers and, later, for each body chunk. */
   connectTimeoutMs: number;
   signal: AbortSignal;
 }
 
-/** Streams the URL into `file`; returns null when it is complete, else the failure reply. */
-async function download(
+/** Streams the URL into `file`; returns null when it is complete, else the failure reply (fetch_run, upgrade). */
+export async function download(
   url: URL,
   file: string,
   options: DownloadOptions,

@@ -20,6 +20,7 @@ import { logFrame, type LogLevel } from "../protocol/mod.ts";
 import { writeFileAtomic } from "../os/mod.ts";
 import { VERSION } from "../protocol/mod.ts";
 import { BUILTIN_COMMANDS } from "../../commands/mod.ts";
+import { makeAgentControl, noteHandshake } from "./agent_control.ts";
 
 const log = getLogger(["dcm", "agent"]);
 
@@ -34,6 +35,7 @@ export interface RunAgentOptions {
 
 /** Runs the agent until SIGTERM/SIGINT; returns the process exit code; throws ConfigError for a bad agent.conf. */
 export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
+  const startedAt = new Date().toISOString();
   let config: AgentConfig = loadConfig({ file: options.configFile });
   const pendingLogs: Record<string, unknown>[] = [];
   // Logging and the listener are set up before the connection exists.
@@ -74,6 +76,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   let agentId: string | null = journal.getValue("agent_id") ?? null;
   let customerId: unknown = null;
   const stats = new StatRegistry();
+  const { promise: stopped, resolve: stop } = Promise.withResolvers<void>();
 
   const listener = new RequestListener({
     config,
@@ -98,6 +101,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
         customerId: () => customerId,
       },
       adapters: {},
+      agent: makeAgentControl({ journal, baseDir, exit: () => stop() }),
     },
     onHemlock: hemlock,
   });
@@ -127,6 +131,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
         void journal.purgeOtherAgents(agentId);
       }
       log.info("connected to the manager as agent {agentId}", { agentId });
+      void noteHandshake(baseDir, startedAt);
     },
     onTokenConflict: () => {
       log.warn(
@@ -168,7 +173,6 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     url: config.connection.agentmanager_url,
   });
 
-  const { promise: stopped, resolve: stop } = Promise.withResolvers<void>();
   const onStop = () => stop();
   const onHup = () => {
     try {

@@ -6,6 +6,7 @@
 import { Journal, type JournalReset, type RequestState, timestamp } from "../core/mod.ts";
 import type { AgentConfig } from "../config/mod.ts";
 import { userNameOf } from "../os/mod.ts";
+import { readHandshake, readUpgrade } from "../os/upgrade_state.ts";
 
 /** Where status output goes (tests capture it). */
 export interface StatusOutput {
@@ -59,6 +60,21 @@ export function printStatus(config: AgentConfig, out: StatusOutput): number {
     out.line(
       paint("red", `Journal replaced at ${reset.at.slice(0, 19)}: ${reset.reason}`) +
         ` (the damaged file is kept as ${reset.savedAs})`,
+    );
+  }
+  const base = config.storage.base_dir ?? "/dcm";
+  const hs = readHandshake(base);
+  if (hs) {
+    out.line(`    ${"Last handshake:".padEnd(30)}${hs.at} (pid ${hs.pid}, version ${hs.version})`);
+  }
+  const up = readUpgrade(base);
+  if (up) {
+    const color = up.state === "upgraded" ? "green" : up.state === "pending" ? "yellow" : "red";
+    out.line(
+      `    ${"Last upgrade:".padEnd(30)}${paint(color, up.state.toUpperCase())} ` +
+        `${up.fromVersion} -> ${up.toVersion} at ${up.updatedAt}${
+          up.reason ? `: ${up.reason}` : ""
+        }`,
     );
   }
 

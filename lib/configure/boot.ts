@@ -13,12 +13,13 @@ import unitTemplate from "../../config/dcm-agent.service" with { type: "text" };
 import initTemplate from "../../config/dcm-agent.init" with { type: "text" };
 import { AGENT_RUNTIME_FLAGS } from "../config/mod.ts";
 import { pathExists } from "../os/mod.ts";
+import { SERVICE_NAME } from "../os/service.ts";
 
 /** The init systems configure can register with. */
 export type InitSystem = "systemd" | "sysv";
 
 /** The name of the unit and of the init script. */
-export const SERVICE_NAME = "dcm-agent";
+export { SERVICE_NAME };
 
 /** What the boot files start. */
 export interface BootTarget {

@@ -77,6 +77,18 @@ export interface HostInfo {
 export interface OsAdapters {
   accounts: Accounts;
   hostIdentity: HostIdentity;
+  /** The root the scrubber cleans for clean_image ("/" when unset). */
+  scrubRoot: string;
+}
+
+/** The agent process itself, for the life-cycle commands (clean_image, terminate). */
+export interface AgentControl {
+  /** Deletes every journal row (requests and jobs) except those of `keepRequestId`. */
+  clearJournal(keepRequestId: string): Promise<void>;
+  /** Empties the agent's log files and deletes rotated ones; returns the files touched. */
+  truncateLogs(): Promise<string[]>;
+  /** Stops the agent's service once the REPLY to `requestId` is durable and acknowledged (or after a grace). */
+  stopAfterReply(requestId: string): void;
 }
 
 /** Shared services a command may use; tests provide their own. */
@@ -87,6 +99,8 @@ export interface CommandServices {
   host: HostInfo;
   /** OS adapters handed in (tests: throw-away roots); a family creates a live one when unset. */
   adapters: Partial<OsAdapters>;
+  /** The running agent; absent when a command runs outside one (unit tests). */
+  agent?: AgentControl;
 }
 
 /** What a running command gets besides its arguments. */

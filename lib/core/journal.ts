@@ -190,6 +190,14 @@ export class Journal {
     });
   }
 
+  /** clean_image: forgets every request and job except those of `requestId`. */
+  purgeAllExcept(requestId: string): Promise<void> {
+    return this.#write(() => {
+      this.#stmt("DELETE FROM requests WHERE request_id <> ?").run(requestId);
+      this.#stmt("DELETE FROM jobs WHERE request_id <> ?").run(requestId);
+    });
+  }
+
   /** Deletes finished rows not updated for `maxAgeSeconds`; returns how many went. */
   sweep(maxAgeSeconds: number, now = new Date()): number {
     const cutoff = timestamp(new Date(now.getTime() - maxAgeSeconds * 1000));
