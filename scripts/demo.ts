@@ -4,7 +4,7 @@
  * the system-stat commands), printing the handshake and every reply.
  * Exits 0 when every step worked, 1 with the reason otherwise.
  */
-import { sha256Hex } from "../commands/scripts/script_runner.ts";
+import { sha256Hex } from "../lib/os/script_runner.ts";
 import { AgentExitedError, AgentProcess, killAllAgents } from "./agent_process.ts";
 import { DevManager, type Frame, type RequestResult } from "./dev_manager.ts";
 

@@ -30,7 +30,7 @@ export default defineCommand({
       throw new Error(`the URL ${JSON.stringify(args.url)} is not valid; send an absolute URL`);
     }
     const { makeTempFile, removeFile, runScriptFile, sha256Hex, verifyChecksum } = await import(
-      "../scripts/script_runner.ts"
+      "../../lib/os/script_runner.ts"
     );
     const script = await makeTempFile(ctx.config, "dcm-upgrade-");
     let options: string | undefined;
@@ -43,7 +43,7 @@ export default defineCommand({
           throw new Error(`cannot read the upgrade script ${url.pathname}: ${err.message}`);
         });
       } else if (url.protocol === "http:" || url.protocol === "https:") {
-        const { download } = await import("../scripts/fetch_run.ts");
+        const { download } = await import("../../lib/os/download.ts");
         const failure = await download(url, script, {
           connectTimeoutMs: 30_000,
           signal: ctx.signal,

@@ -34,7 +34,7 @@ export default defineCommand({
       throw new Error("argument 'checksum' is null; send the SHA-256 hex digest of the script");
     }
     const { makeTempFile, removeFile, runScriptFile, sha256Hex, verifyChecksum } = await import(
-      "./script_runner.ts"
+      "../../lib/os/script_runner.ts"
     );
     const script = await decompress(args.b64script, args.compression);
     verifyChecksum(args.checksum, await sha256Hex(script));

@@ -6,7 +6,7 @@
 import { Journal, type JournalReset, type RequestState, timestamp } from "../core/mod.ts";
 import type { AgentConfig } from "../config/mod.ts";
 import { userNameOf } from "../os/mod.ts";
-import { readHandshake, readUpgrade } from "../os/upgrade_state.ts";
+import { readHandshake, readUpgrade } from "../os/mod.ts";
 
 /** Where status output goes (tests capture it). */
 export interface StatusOutput {

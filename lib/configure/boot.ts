@@ -13,7 +13,7 @@ import unitTemplate from "../../config/dcm-agent.service" with { type: "text" };
 import initTemplate from "../../config/dcm-agent.init" with { type: "text" };
 import { AGENT_RUNTIME_FLAGS } from "../config/mod.ts";
 import { pathExists } from "../os/mod.ts";
-import { SERVICE_NAME } from "../os/service.ts";
+import { SERVICE_NAME } from "../os/mod.ts";
 
 /** The init systems configure can register with. */
 export type InitSystem = "systemd" | "sysv";

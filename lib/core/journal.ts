@@ -192,7 +192,7 @@ export class Journal {
 
   /** clean_image: forgets every request and job except those of `requestId`. */
   purgeAllExcept(requestId: string): Promise<void> {
-    return this.#write(() => {
+    return this.#writer.write(() => {
       this.#stmt("DELETE FROM requests WHERE request_id <> ?").run(requestId);
       this.#stmt("DELETE FROM jobs WHERE request_id <> ?").run(requestId);
     });

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { canManageAccounts, makeThrowawayRoot, tool } from "../helpers/throwaway_root.ts";
 import { makeTestContext } from "../helpers/context.ts";
 import { executeCommand, Journal } from "../../lib/core/mod.ts";
-import { Accounts } from "../../lib/os/accounts.ts";
+import { Accounts } from "../../lib/os/accounts/mod.ts";
 import { makeAgentControl } from "../../lib/agent/agent_control.ts";
 import cleanImage, { RECOVERY_FILE } from "../../commands/lifecycle/clean_image.ts";
 import removeUser from "../../commands/users/remove_user.ts";

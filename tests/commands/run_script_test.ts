@@ -5,7 +5,7 @@ import { deflateSync, gzipSync } from "node:zlib";
 import runScript from "../../commands/scripts/run_script.ts";
 import { executeCommand } from "../../lib/core/dispatch.ts";
 import type { ReplyPayload } from "../../lib/protocol/messages.ts";
-import { findPython, scriptCommand } from "../../commands/scripts/script_runner.ts";
+import { findPython, scriptCommand } from "../../lib/os/script_runner.ts";
 import { makeTestContext, type TestContext } from "../helpers/context.ts";
 
 interface Sandbox {

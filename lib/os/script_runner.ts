@@ -4,12 +4,11 @@
  * a fresh `$DCM_LOG_FILE` whose lines become job-detail logs, a timeout,
  * and the mapping of a finished script to the five-key reply.
  */
-import { getLogger } from "../../lib/logging/mod.ts";
+import { getLogger } from "../logging/mod.ts";
 import { join } from "node:path";
-import type { CommandLog, HostInfo } from "../../lib/core/mod.ts";
-import type { AgentConfig } from "../../lib/config/mod.ts";
-import { makeReply, type ReplyPayload } from "../../lib/protocol/mod.ts";
-import { type ProcessResult, runProcess } from "../../lib/os/mod.ts";
+import type { AgentConfig } from "../config/mod.ts";
+import { makeReply, type ReplyPayload } from "../protocol/mod.ts";
+import { type ProcessResult, runProcess } from "./mod.ts";
 
 const logger = getLogger(["dcm", "agent", "jobs"]);
 
@@ -106,8 +105,8 @@ function argumentText(value: unknown): string {
 export interface ScriptContext {
   config: AgentConfig;
   signal: AbortSignal;
-  log: Pick<CommandLog, "detail">;
-  services: { host: Pick<HostInfo, "platformName" | "platformVersion"> };
+  log: { detail(line: string): void };
+  services: { host: { platformName: string; platformVersion: string } };
 }
 
 /** Options for {@linkcode runScriptFile}. */
@@ -233,7 +232,7 @@ export function verifyChecksum(expected: string, actual: string): void {
 
 async function forwardLogLines(
   logFile: string,
-  log: Pick<CommandLog, "detail">,
+  log: { detail(line: string): void },
   maxBytes: number,
 ): Promise<void> {
   let file: Deno.FsFile;
