@@ -348,7 +348,13 @@ export class Connection {
         return;
       }
       case 401:
-        this.#end(attempt, "the manager refused the handshake (401 unauthorised)", true);
+        this.#end(
+          attempt,
+          "the manager refused the handshake (401 unauthorised): it does not accept this agent's token; " +
+            `check that the manager still has this agent registered and that ${this.#config.storage.base_dir}/secure/token ` +
+            "is the token it was registered with (a cloned VM or a restored base directory brings another one)",
+          true,
+        );
         return;
       case 409:
         try {
@@ -557,6 +563,8 @@ function describeError(err: unknown, config: AgentConfig): string {
           : "set [connection] ca_cert to the CA file that signed it");
     case "tls_name":
       return `${err.message}; fix the certificate or set [connection] check_hostname=False`;
+    case "tls_plain":
+      return `${err.message}; is this a ws:// URL? If the manager does not use TLS, set [connection] agentmanager_url to ws://…`;
     case "http_status":
       return `${err.message}; check [connection] agentmanager_url`;
     case "url":
