@@ -8,11 +8,10 @@
  * (the files and their owner), on_boot.ts (boot registration) and
  * installed_conf.ts (reconfigure's agent.conf).
  */
-import type { InitSystem } from "./boot.ts";
+import { bootInstalled, type InitSystem } from "./boot.ts";
 import { installExtras } from "./extras.ts";
 import { askOnBoot, InputEndedError, type PromptIo, terminalPromptIo } from "./interactive.ts";
 import { installedConfFile } from "./installed_conf.ts";
-import { bootInstalled } from "./boot.ts";
 import { registerOnBoot } from "./on_boot.ts";
 import { CONFIGURE_HELP, type ConfigureArgs, parseConfigureArgs, UsageError } from "./options.ts";
 import { buildPlan, type PlanOptions, planSummary } from "./plan.ts";

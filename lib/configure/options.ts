@@ -138,9 +138,10 @@ Extras, configuration management and intrusion detection:
 
 Other:
   -i, --interactive              ask for the cloud, the manager URL, the
-                                 certificate settings and (without -B) whether
-                                 to start at boot; Enter keeps the value shown
-                                 (needs a terminal)
+                                 certificate settings (wss:// only) and, after
+                                 showing what will be written, (without -B)
+                                 whether to start at boot; Enter keeps the
+                                 value shown (needs a terminal)
   -v, --verbose                  say what is written; show details of errors
   -h, --help                     print this help
 
