@@ -27,6 +27,7 @@ const USAGE = `Usage: dcm-agent [run] [-c FILE]
 Runs the DCM agent, which connects out to the Dell Cloud Manager (or any
 manager speaking agent protocol 104) and executes its commands.
   -c, --config FILE   an agent.conf read after /dcm/etc/agent.conf and $DCM_AGENT_CONF
+  -v, --verbose       accepted for compatibility (logging.yaml sets the level)
   -r, --report        write a support tarball (without secrets) to /tmp/agent_info.tar.gz
   -V, --version       print the version and exit
   -h, --help          print this help`;
@@ -69,10 +70,14 @@ export async function main(args: string[]): Promise<number> {
       configFile = a.slice("--config=".length);
     } else if (a === "-r" || a === "--report") {
       words.push("--report");
-    } else if (!a.startsWith("-")) {
+    } else if (/^-v+$|^--verbose$/.test(a)) {
+      // The original's -v (repeatable); the level comes from logging.yaml.
+    } else if (a.startsWith("-") && a !== "-") {
+      console.error(`dcm-agent: unknown option '${a}'; see 'dcm-agent --help'`);
+      return 2;
+    } else {
       words.push(a.toLowerCase());
     }
-    // Other options (-v…) are tolerated, as the original's parse_known_args did.
   }
   try {
     if (words.includes("status") || words.includes("--report")) {

@@ -14,6 +14,7 @@ import { Buffer } from "node:buffer";
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { parseArgs } from "node:util";
+import { percentDecode } from "../lib/protocol/messages.ts";
 
 /** A JSON object frame. */
 export type Frame = Record<string, unknown>;
@@ -739,7 +740,9 @@ function summarize(frame: Frame | string): string {
     if (payload.command !== undefined) parts.push(`command=${String(payload.command)}`);
     if (payload.return_code !== undefined) parts.push(`return_code=${String(payload.return_code)}`);
   }
-  if (frame.error_message !== undefined) parts.push(`error=${JSON.stringify(frame.error_message)}`);
+  if (frame.error_message !== undefined) {
+    parts.push(`error=${JSON.stringify(percentDecode(String(frame.error_message)))}`);
+  }
   return parts.join(" ");
 }
 
@@ -749,7 +752,13 @@ function summarize(frame: Frame | string): string {
 const HELP = `Type a command and a JSON object of arguments, one per line, e.g.
   heartbeat {}
   get_agent_data
-  run_script {"b64script":"...","checksum":"..."}
+  run_script {"b64script":"<the script in base64>","checksum":"<SHA-256 of the script, hex>"}
+    (the checksum is of the script itself, before base64: sha256sum script.sh)
+Commands that change this machine for real (rename, add_user, remove_user,
+run_script, mount_volume...: the agent runs here as root) are only sent when
+the line starts with '!', e.g. !add_user {...}; without it you get a warning.
+Error texts in replies are percent-encoded on the wire; they are shown decoded.
+The manager stops when its input ends, once the replies it waits for are in.
 Other lines:
   :raw <json>      send a raw frame
   :freeze          stop reading and answering (no pongs)
@@ -757,6 +766,38 @@ Other lines:
   :drop            abruptly drop the TCP connection
   :help            this text
   :quit            stop the manager`;
+
+/** Commands that change the host the agent runs on (the agent is root on the developer's machine). */
+const HOST_CHANGING = new Set([
+  "add_user",
+  "remove_user",
+  "rename",
+  "initialize",
+  "terminate",
+  "run_script",
+  "fetch_run",
+  "mount_volume",
+  "unmount",
+  "unmount_volume",
+  "clean_image",
+  "configure_server",
+  "upgrade",
+  "install_service",
+  "start_services",
+  "stop_services",
+]);
+
+/** Whether `command` changes the machine (docker_* commands change its containers). */
+function changesHost(command: string): boolean {
+  return HOST_CHANGING.has(command) ||
+    /^docker_(?!(list|inspect|version|info|logs|top))/.test(command);
+}
+
+/** A reply payload with its error text decoded for people (the wire keeps the encoding). */
+function forPeople(payload: unknown): unknown {
+  if (!isObject(payload) || typeof payload.error_message !== "string") return payload;
+  return { ...payload, error_message: percentDecode(payload.error_message) };
+}
 
 function timeOf(epochMs: number): string {
   return new Date(epochMs).toISOString().slice(11, 23);
@@ -798,6 +839,14 @@ function printEvent(event: DevManagerEvent): void {
         console.log(`${at} ${arrow} LOG ${String(f.level)} ${decodeLog(f.message)}`);
       } else if (f.type === "REPLY" || f.type === "REQUEST" || f.type === "NACK") {
         console.log(`${at} ${arrow} ${summarize(f)}\n${JSON.stringify(f, null, 2)}`);
+        const text = f.type === "NACK"
+          ? f.error_message
+          : isObject(f.payload)
+          ? f.payload.error_message
+          : undefined;
+        if (typeof text === "string" && percentDecode(text) !== text) {
+          console.log(`   error_message, decoded: ${percentDecode(text)}`);
+        }
       } else {
         console.log(`${at} ${arrow} ${summarize(f)}`);
       }
@@ -883,9 +932,12 @@ async function main(): Promise<void> {
   };
   Deno.addSignalListener("SIGINT", stop);
 
+  const outstanding = new Set<Promise<unknown>>();
   const handleLine = (line: string) => {
-    const trimmed = line.trim();
+    let trimmed = line.trim();
     if (trimmed === "" || trimmed.startsWith("#")) return;
+    const confirmed = trimmed.startsWith("!");
+    if (confirmed) trimmed = trimmed.slice(1).trim();
     try {
       if (trimmed === ":quit") return void stop();
       if (trimmed === ":help") return console.log(HELP);
@@ -894,14 +946,26 @@ async function main(): Promise<void> {
       if (trimmed === ":drop") return manager.dropConnection();
       if (trimmed.startsWith(":raw")) return manager.send(trimmed.slice(4).trim());
       const { command, args } = parseCommandLine(trimmed);
-      manager.request(command, args, { timeoutMs: 600_000 }).then(
+      if (changesHost(command) && !confirmed) {
+        console.log(
+          `== warning: ${command} changes THIS machine for real (the agent runs here as root); not sent. To send it anyway: !${trimmed}`,
+        );
+        return;
+      }
+      const done = manager.request(command, args, { timeoutMs: 600_000 }).then(
         ({ requestId, reply }) => {
-          const payload = reply.payload;
-          console.log(`== reply to ${command} (${requestId}):`);
-          console.log(JSON.stringify(payload, null, 2));
+          console.log(`== reply to ${command} (${requestId}), error text decoded:`);
+          console.log(JSON.stringify(forPeople(reply.payload), null, 2));
         },
-        (err: Error) => console.log(`== ${command} failed: ${err.message}`),
+        (err: Error) => {
+          const why = err instanceof RequestNackedError
+            ? `the agent NACKed it: ${percentDecode(String(err.nack.error_message ?? ""))}`
+            : err.message;
+          console.log(`== ${command} failed: ${why}`);
+        },
       );
+      outstanding.add(done);
+      void done.finally(() => outstanding.delete(done));
     } catch (err) {
       console.log(`== ${(err as Error).message}`);
     }
@@ -919,7 +983,12 @@ async function main(): Promise<void> {
   }
   if (stopping) return;
   if (buffered.trim() !== "") handleLine(buffered);
-  console.log("== stdin closed; still serving (Ctrl-C to stop)");
+  if (outstanding.size > 0) {
+    console.log(`== input ended; waiting for ${outstanding.size} reply(s), then stopping`);
+    while (outstanding.size > 0) await Promise.allSettled([...outstanding]);
+  }
+  console.log("== input ended; stopping");
+  await stop();
 }
 
 if (import.meta.main) {

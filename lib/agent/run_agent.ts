@@ -52,6 +52,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     console.error(`dcm-agent: logging configuration error: ${(err as Error).message}`);
     return 2;
   }
+  for (const warning of config.warnings) log.warn("agent.conf: {warning}", { warning });
 
   let journal: Journal;
   try {
@@ -188,6 +189,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
             error: (err as Error).message,
           })
         );
+      for (const warning of next.warnings) log.warn("agent.conf: {warning}", { warning });
       log.info("SIGHUP: configuration reloaded");
     } catch (err) {
       log.error("SIGHUP: the configuration was not reloaded, the old one stays in force: {error}", {

@@ -39,20 +39,32 @@ export interface LoadConfigOptions {
 
 /** The config files to read, in order: existing files only, duplicates skipped. */
 export function configCandidates(options: LoadConfigOptions = {}): string[] {
+  return configSearch(options).files;
+}
+
+/** The files to read, and every place looked at (for "no configuration found"). */
+function configSearch(options: LoadConfigOptions): { files: string[]; lookedAt: string[] } {
   const env = options.env ?? ((n: string) => Deno.env.get(n));
   const list: string[] = [];
-  if (!options.skipSystemFile) list.push(SYSTEM_CONFIG_FILE);
-  const fromEnv = env("DCM_AGENT_CONF");
-  if (fromEnv) list.push(resolve(fromEnv));
+  const lookedAt: string[] = [];
+  if (!options.skipSystemFile) {
+    list.push(SYSTEM_CONFIG_FILE);
+    lookedAt.push(SYSTEM_CONFIG_FILE);
+  }
+  const fromEnv = env("DCM_AGENT_CONF") ? resolve(env("DCM_AGENT_CONF")!) : undefined;
+  if (fromEnv) list.push(fromEnv);
+  lookedAt.push(fromEnv ? `$DCM_AGENT_CONF (${fromEnv})` : "$DCM_AGENT_CONF (not set)");
   const explicit = options.file ? resolve(options.file) : undefined;
   if (explicit) list.push(explicit);
+  lookedAt.push(explicit ? `-c ${explicit}` : "-c (not given)");
   const seen = new Set<string>();
-  return list.filter((f) => {
+  const files = list.filter((f) => {
     if (seen.has(f)) return false;
     seen.add(f);
-    // A file named with -c must exist: reading it reports the problem.
-    return f === explicit || isFile(f);
+    // A file named with -c or $DCM_AGENT_CONF must exist: reading it reports the problem.
+    return f === explicit || f === fromEnv || isFile(f);
   });
+  return { files, lookedAt };
 }
 
 // Not os/fs_stat.ts: the config layer sits below os/ (see ARCHITECTURE.md).
@@ -72,29 +84,108 @@ interface RawValue {
 
 /** Reads and validates the agent configuration; throws ConfigError. */
 export function loadConfig(options: LoadConfigOptions = {}): AgentConfig {
-  const files = configCandidates(options);
+  const { files, lookedAt } = configSearch(options);
   const raw = new Map<string, Map<string, RawValue>>();
+  const env = options.env ?? ((n: string) => Deno.env.get(n));
   for (const file of files) {
     let text: string;
     try {
       text = Deno.readTextFileSync(file);
     } catch (err) {
+      const given = options.file && resolve(options.file) === file
+        ? "the file given with -c"
+        : env("DCM_AGENT_CONF") && resolve(env("DCM_AGENT_CONF")!) === file
+        ? "the file named by $DCM_AGENT_CONF"
+        : "the config file";
       throw new ConfigError(
-        `cannot read config file ${file}: ${
+        `cannot read ${given}, ${file}: ${
           (err as Error).message
-        }. Check the path given with -c or DCM_AGENT_CONF.`,
+        }. Give the path of an existing agent.conf (or unset DCM_AGENT_CONF).`,
       );
     }
     mergeText(raw, text, file);
   }
-  return buildConfig(raw, files);
+  return buildConfig(raw, files, lookedAt);
 }
 
 /** Parses agent.conf text on its own (used by configure -r and tests). */
 export function parseConfigText(text: string, file: string): AgentConfig {
   const raw = new Map<string, Map<string, RawValue>>();
   mergeText(raw, text, file);
-  return buildConfig(raw, [file]);
+  return buildConfig(raw, [file], [file]);
+}
+
+/** The warnings about agent.conf text: keys and sections the agent does not know (configure -r). */
+export function agentConfWarnings(text: string, file: string): string[] {
+  const raw = new Map<string, Map<string, RawValue>>();
+  try {
+    mergeText(raw, text, file);
+  } catch {
+    return []; // A syntax error is reported by whoever reads the file for real.
+  }
+  return unknownKeyWarnings(raw);
+}
+
+/** Free-form sections: read by the agent (or kept for the original's tools), keys not checked. */
+const FREE_SECTIONS = ["features", "docker", "pydev"];
+
+/** One warning per key or section the schema does not know, with the closest known name. */
+function unknownKeyWarnings(raw: Map<string, Map<string, RawValue>>): string[] {
+  const warnings: string[] = [];
+  const sections = Object.keys(SCHEMA) as SectionName[];
+  for (const [section, entries] of raw) {
+    if (FREE_SECTIONS.includes(section)) continue;
+    const first = [...entries.values()][0];
+    if (!Object.hasOwn(SCHEMA, section)) {
+      const near = closest(section, [...sections, ...FREE_SECTIONS]);
+      if (first) {
+        warnings.push(
+          `${first.file}:${first.line}: unknown section [${section}]${
+            near ? `; did you mean [${near}]?` : ""
+          } Its keys are ignored.`,
+        );
+      }
+      continue;
+    }
+    const known = Object.keys(SCHEMA[section as SectionName]);
+    for (const [key, rv] of entries) {
+      if (known.includes(key)) continue;
+      const elsewhere = sections.find((s) => Object.hasOwn(SCHEMA[s], key));
+      const near = closest(key, known);
+      const hint = elsewhere
+        ? `; it belongs in [${elsewhere}]`
+        : near
+        ? `; did you mean '${near}'?`
+        : "";
+      warnings.push(
+        `${rv.file}:${rv.line}: [${section}] ${key} is not a known key${hint} It is ignored.`,
+      );
+    }
+  }
+  return warnings;
+}
+
+/** The candidate nearest to `word` by edit distance, if it is near enough to be a typo. */
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length];
 }
 
 /** Adds one file's sections to `raw`, later values overriding; syntax errors name file and line. */
@@ -114,8 +205,12 @@ function mergeText(raw: Map<string, Map<string, RawValue>>, text: string, file: 
   }
 }
 
-function buildConfig(raw: Map<string, Map<string, RawValue>>, files: string[]): AgentConfig {
-  const config: Record<string, unknown> = { files };
+function buildConfig(
+  raw: Map<string, Map<string, RawValue>>,
+  files: string[],
+  lookedAt: string[],
+): AgentConfig {
+  const config: Record<string, unknown> = { files, warnings: unknownKeyWarnings(raw) };
   for (const section of Object.keys(SCHEMA) as SectionName[]) {
     const specs = SCHEMA[section] as Record<string, OptionSpec<unknown>>;
     const out: Record<string, unknown> = {};
@@ -132,7 +227,7 @@ function buildConfig(raw: Map<string, Map<string, RawValue>>, files: string[]): 
   }
   const cfg = config as unknown as AgentConfig;
   applyDerivedDefaults(cfg);
-  checkRequired(cfg, raw);
+  checkRequired(cfg, raw, lookedAt);
   return cfg;
 }
 
@@ -143,7 +238,11 @@ function applyDerivedDefaults(cfg: AgentConfig): void {
   cfg.storage.script_dir ??= `${base}/bin`;
 }
 
-function checkRequired(cfg: AgentConfig, raw: Map<string, Map<string, RawValue>>): void {
+function checkRequired(
+  cfg: AgentConfig,
+  raw: Map<string, Map<string, RawValue>>,
+  lookedAt: string[],
+): void {
   for (const section of Object.keys(SCHEMA) as SectionName[]) {
     const specs = SCHEMA[section] as Record<string, OptionSpec<unknown>>;
     for (const [key, spec] of Object.entries(specs)) {
@@ -151,7 +250,7 @@ function checkRequired(cfg: AgentConfig, raw: Map<string, Map<string, RawValue>>
       if (spec.required && (value === null || value === "")) {
         const where = cfg.files.length
           ? `in ${cfg.files.join(", ")}`
-          : "(no config file was found)";
+          : `(no config file was found; looked at ${lookedAt.join(", ")})`;
         const set = raw.get(section)?.get(key);
         throw new ConfigError(
           set

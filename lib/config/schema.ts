@@ -234,6 +234,8 @@ export type AgentConfig =
     docker: Record<string, string>;
     /** The config files that were read, in order. */
     files: string[];
+    /** Problems that do not stop the agent (unknown keys), each naming file and line. */
+    warnings: string[];
   };
 
 /** Section names of the schema, in file order. */

@@ -63,6 +63,12 @@ export function detectInitSystem(root = "/"): InitSystem {
   return marks.some((p) => pathExists(join(root, p))) ? "systemd" : "sysv";
 }
 
+/** Whether a boot unit or init script of the agent is installed under `root`. */
+export function bootInstalled(root = "/"): boolean {
+  return [`etc/systemd/system/${SERVICE_NAME}.service`, `etc/init.d/${SERVICE_NAME}`]
+    .some((p) => pathExists(join(root, p)));
+}
+
 /** The systemd unit for `target`. */
 export function renderUnit(target: BootTarget): string {
   const pidFile = join(target.base, "dcm-agent.pid");

@@ -1,8 +1,9 @@
 /**
  * The questions of `configure -i` (spec 5.4), in the original's order: cloud,
- * manager URL, certificate checking, CA file; "start on boot?" comes later,
- * after the files are written. Enter keeps the value shown in brackets; a
- * wrong answer is explained and the question asked again.
+ * manager URL, certificate checking and CA file (only for a wss:// URL);
+ * "start on boot?" comes last, after the summary of what will be written.
+ * Enter keeps the value shown in brackets; a wrong answer is explained and
+ * the question asked again.
  */
 import { caFileProblem } from "./ca_bundle.ts";
 import { normalizeCloud, OFFERED_CLOUDS } from "./clouds.ts";
@@ -23,9 +24,6 @@ export class InputEndedError extends Error {
     this.name = "InputEndedError";
   }
 }
-
-/** The spec's default manager URL for question 2. */
-const DEFAULT_MANAGER_URL = "wss://dcm.enstratius.com/agentManager";
 
 /** The current values, offered as defaults. */
 export interface SetupDefaults {
@@ -85,11 +83,18 @@ export async function askSetup(
   options: { caGuess?: string } = {},
 ): Promise<SetupAnswers> {
   const cloud = await askCloud(defaults.cloud, io);
+  // No default without a current value: the original's vendor URL no longer exists.
   const url = await askUntilValid<string>(
     io,
-    `Agent manager URL [${defaults.url ?? DEFAULT_MANAGER_URL}]: `,
+    defaults.url ? `Agent manager URL [${defaults.url}]: ` : "Agent manager URL: ",
     (answer) => {
-      const value = answer === "" ? defaults.url ?? DEFAULT_MANAGER_URL : answer;
+      const value = answer === "" ? defaults.url : answer;
+      if (value === null) {
+        return {
+          problem:
+            "The agent needs its manager's URL, e.g. wss://dcm.example.com/agentManager; ask the manager's operator for it.",
+        };
+      }
       const problem = managerUrlProblem(value);
       return problem
         ? {
@@ -99,6 +104,10 @@ export async function askSetup(
         : { value };
     },
   );
+  // Certificates only matter for wss://; a ws:// URL keeps the current settings.
+  if (new URL(url).protocol !== "wss:") {
+    return { cloud, url, allowUnknownCerts: defaults.allowUnknownCerts, caCert: defaults.caCert };
+  }
   const allowUnknownCerts = await askYesNo(
     io,
     "Disable certificate checking? This is insecure",
@@ -128,9 +137,9 @@ export async function askSetup(
   return { cloud, url, allowUnknownCerts, caCert };
 }
 
-/** Question 5, asked after the files are written. */
-export function askOnBoot(io: PromptIo): Promise<boolean> {
-  return askYesNo(io, "Start the agent on boot?", true);
+/** The last question, asked before anything is written; Enter keeps what is installed now. */
+export function askOnBoot(io: PromptIo, installed: boolean): Promise<boolean> {
+  return askYesNo(io, "Start the agent on boot?", installed);
 }
 
 async function askCloud(current: string, io: PromptIo): Promise<string> {

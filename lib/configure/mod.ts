@@ -8,13 +8,13 @@
  * (the files and their owner), on_boot.ts (boot registration) and
  * installed_conf.ts (reconfigure's agent.conf).
  */
-import type { InitSystem } from "./boot.ts";
+import { bootInstalled, type InitSystem } from "./boot.ts";
 import { installExtras } from "./extras.ts";
-import { InputEndedError, type PromptIo, terminalPromptIo } from "./interactive.ts";
+import { askOnBoot, InputEndedError, type PromptIo, terminalPromptIo } from "./interactive.ts";
 import { installedConfFile } from "./installed_conf.ts";
 import { registerOnBoot } from "./on_boot.ts";
 import { CONFIGURE_HELP, type ConfigureArgs, parseConfigureArgs, UsageError } from "./options.ts";
-import { buildPlan, type PlanOptions } from "./plan.ts";
+import { buildPlan, type PlanOptions, planSummary } from "./plan.ts";
 import { writeTree } from "./write_tree.ts";
 
 /** Hooks for tests and embedding; every field has a sensible default. */
@@ -32,12 +32,18 @@ export interface ConfigureOptions extends PlanOptions {
 }
 
 const PREFIX = "dcm-agent configure";
+const RECONFIGURE_PREFIX = "dcm-agent reconfigure";
 
 /** Runs `dcm-agent configure ARGS`; returns the exit code (0 done, 2 usage, 1 other). */
-export async function configureMain(
+export function configureMain(
   args: string[],
   options: ConfigureOptions = {},
 ): Promise<number> {
+  return runMain(args, options, PREFIX);
+}
+
+/** configure under the name the operator typed, which starts every message. */
+async function runMain(args: string[], options: ConfigureOptions, prefix: string): Promise<number> {
   const err = options.err ?? ((line: string) => console.error(line));
   let verbose = args.includes("-v") || args.includes("--verbose");
   try {
@@ -47,10 +53,10 @@ export async function configureMain(
       (options.out ?? console.log)(CONFIGURE_HELP);
       return 0;
     }
-    await runConfigure(parsed, options);
+    await runConfigure(parsed, options, prefix);
     return 0;
   } catch (error) {
-    return reportError(error, err, { verbose, prefix: PREFIX });
+    return reportError(error, err, { verbose, prefix });
   }
 }
 
@@ -69,11 +75,11 @@ export async function reconfigureMain(
       );
     }
     const conf = installedConfFile(parsed);
-    return await configureMain(["-r", conf, ...args], options);
+    return await runMain(["-r", conf, ...args], options, RECONFIGURE_PREFIX);
   } catch (error) {
     return reportError(error, err, {
       verbose: args.includes("-v") || args.includes("--verbose"),
-      prefix: "dcm-agent reconfigure",
+      prefix: RECONFIGURE_PREFIX,
     });
   }
 }
@@ -94,13 +100,17 @@ function reportError(
   return 1;
 }
 
-async function runConfigure(parsed: ConfigureArgs, options: ConfigureOptions): Promise<void> {
+async function runConfigure(
+  parsed: ConfigureArgs,
+  options: ConfigureOptions,
+  prefix: string,
+): Promise<void> {
   const out = options.out ?? ((line: string) => console.log(line));
   const err = options.err ?? ((line: string) => console.error(line));
   // Interactive runs talk on stdout; scripted runs keep stdout empty.
-  const note = (line: string) => parsed.interactive ? out(line) : err(`${PREFIX}: ${line}`);
+  const note = (line: string) => parsed.interactive ? out(line) : err(`${prefix}: ${line}`);
   const detail = (line: string) => parsed.verbose && out(line);
-  const warn = (line: string) => err(`${PREFIX}: warning: ${line}`);
+  const warn = (line: string) => err(`${prefix}: warning: ${line}`);
   for (const w of parsed.warnings) warn(w);
   let io: PromptIo | undefined;
   if (parsed.interactive) {
@@ -112,13 +122,21 @@ async function runConfigure(parsed: ConfigureArgs, options: ConfigureOptions): P
     io = options.prompt ?? terminalPromptIo();
   }
   const plan = await buildPlan(parsed, options, { note, warn, io });
+  // Everything is asked before anything is written: the summary, then the last question.
+  let onBoot = parsed.onBoot;
+  if (io) {
+    for (const line of planSummary(plan, parsed)) out(line);
+    if (!parsed.onBoot && !parsed.initial) {
+      onBoot = await askOnBoot(io, bootInstalled(parsed.root));
+    }
+  }
   writeTree(plan, parsed, { detail, warn });
   if (parsed.interactive) out(`Wrote ${plan.confFile}.`);
 
-  await registerOnBoot(plan, parsed, {
+  registerOnBoot(plan, parsed, {
+    onBoot,
     out,
     detail,
-    io,
     agentProgram: options.agentProgram,
     initSystem: options.initSystem,
   });

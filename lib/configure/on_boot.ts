@@ -1,36 +1,35 @@
 /** The last step of configure: registering the agent to start at boot (-B, or asked with -i). */
-import { agentProgram, type InitSystem, installBoot, SERVICE_NAME } from "./boot.ts";
-import { askOnBoot, InputEndedError, type PromptIo } from "./interactive.ts";
+import { agentProgram, bootInstalled, type InitSystem, installBoot, SERVICE_NAME } from "./boot.ts";
 import type { ConfigureArgs } from "./options.ts";
 import type { Plan } from "./plan.ts";
 
 /** Where the boot step reports, and what it may replace. */
 export interface OnBootHooks {
+  /** Whether to install: -B, or the answer of -i's question. */
+  onBoot: boolean;
   out: (line: string) => void;
   detail: (line: string) => void;
-  /** The questions of -i; absent for a scripted run. */
-  io?: PromptIo;
   /** The command that runs the agent, for the boot files; default this program. */
   agentProgram?: readonly string[];
   /** The init system; default detected under --root. */
   initSystem?: InitSystem;
 }
 
-/** Writes and enables the boot files when -B is given or -i's question is answered yes. */
-export async function registerOnBoot(
+/** Writes and enables the boot files when -B is given or -i's question was answered yes. */
+export function registerOnBoot(
   plan: Plan,
   parsed: ConfigureArgs,
   hooks: OnBootHooks,
-): Promise<void> {
+): void {
   if (parsed.initial) return;
-  let onBoot = parsed.onBoot;
-  if (!onBoot && hooks.io) {
-    // The files are written by now: an ended input only means "no".
-    onBoot = await askOnBoot(hooks.io).catch((e) =>
-      e instanceof InputEndedError ? false : Promise.reject(e)
-    );
+  if (!hooks.onBoot) {
+    if (parsed.interactive && bootInstalled(parsed.root)) {
+      hooks.out(
+        `The boot service installed earlier stays; to stop starting at boot: systemctl disable ${SERVICE_NAME} (or update-rc.d ${SERVICE_NAME} remove)`,
+      );
+    }
+    return;
   }
-  if (!onBoot) return;
   const result = installBoot(
     {
       program: hooks.agentProgram ?? agentProgram(),

@@ -35,7 +35,13 @@ export function otherFiles(
 
 /** The logging.yaml template with its placeholders filled in (spec 5.3). */
 function renderLoggingYaml(logfile: string, level: string, user: string): string {
-  const text = loggingTemplate
+  // The header names the placeholders: it is reworded, and only the document below is filled in.
+  const start = loggingTemplate.indexOf("\n---\n") + 1;
+  const header = loggingTemplate.slice(0, start).replace(
+    /`dcm-agent configure` fills in the @LOGFILE_PATH@, @LOG_LEVEL@ and @DCM_USER@\n# placeholders\. /,
+    "Written by `dcm-agent configure`: the log file, level and owner below come\n# from its -l, -L and -U options.\n# ",
+  );
+  const text = header + loggingTemplate.slice(start)
     .replaceAll("@LOGFILE_PATH@", logfile)
     .replaceAll("@LOG_LEVEL@", level)
     .replaceAll("@DCM_USER@", user);

@@ -4,6 +4,7 @@
  * checked before anything is written.
  */
 import { join } from "node:path";
+import { agentConfWarnings } from "../config/mod.ts";
 import { isDirectory } from "../os/mod.ts";
 import { CA_BUNDLE_CANDIDATES, findCaBundle } from "./ca_bundle.ts";
 import { checkAgentConf, checkCa, checkManagerUrl } from "./checks.ts";
@@ -48,7 +49,11 @@ export async function buildPlan(
 ): Promise<Plan> {
   // Steps 1-3: defaults, the -r file, the options.
   const values = ConfValues.defaults();
-  if (parsed.reloadConf) values.overlayFile(parsed.reloadConf);
+  if (parsed.reloadConf) {
+    values.overlayFile(parsed.reloadConf);
+    const text = Deno.readTextFileSync(parsed.reloadConf);
+    for (const w of agentConfWarnings(text, parsed.reloadConf)) hooks.warn(w);
+  }
   const oldBase = values.get("storage.base_dir") ?? "/dcm";
   applyOptions(values, parsed);
   const base = values.get("storage.base_dir") ?? "/dcm";
@@ -160,4 +165,25 @@ function fillIn(values: ConfValues, path: string, value: string): void {
 
 function validUrlOrNull(url: string | null): string | null {
   return url !== null && managerUrlProblem(url) === undefined ? url : null;
+}
+
+/** What a run will write, shown by -i before its last question. */
+export function planSummary(plan: Plan, parsed: ConfigureArgs): string[] {
+  const v = plan.values;
+  const url = v.get("connection.agentmanager_url") ?? "(none)";
+  const tls = !/^wss:/i.test(url)
+    ? "no TLS"
+    : v.isTrue("connection.allow_unknown_certs")
+    ? "certificates NOT checked"
+    : `certificates checked with ${v.get("connection.ca_cert")}`;
+  const scriptDir = v.get("storage.script_dir") ?? join(plan.base, "bin");
+  return [
+    "This will write:",
+    `  ${plan.confFile}: cloud ${v.get("cloud.type")}, manager ${url} (${tls})`,
+    ...[...plan.extraFiles.keys()].map((f) => `  ${f}`),
+    `  ${join(scriptDir, "variables.sh")}`,
+    `  owned by ${plan.user}, logging to ${plan.logfile}${
+      parsed.onBoot ? "; and the boot service (-B)" : ""
+    }`,
+  ];
 }

@@ -8,7 +8,7 @@ import type { AgentConfig } from "../config/mod.ts";
 import type { CommandServices } from "./command.ts";
 import type { Journal } from "./journal.ts";
 import type { PluginTable } from "./plugin_conf.ts";
-import { type Envelope, MessageIds, nackFrame } from "../protocol/mod.ts";
+import { type Envelope, MessageIds, nackFrame, percentDecode } from "../protocol/mod.ts";
 
 /** How the listener sends frames. */
 export interface Transport {
@@ -81,6 +81,19 @@ export class Outbox {
   send(frame: Record<string, unknown>): boolean {
     return this.#o.transport.send(frame);
   }
+}
+
+/** Longest reason written in a failure line; a script's stderr keeps its end, where errors are. */
+const MAX_REASON_CHARS = 1000;
+
+/**
+ * The reason of a failed reply or NACK as one log line: percent-encoding
+ * undone, line breaks shown as " | ", and a long text cut to its tail.
+ */
+export function failureReason(text: string): string {
+  const line = percentDecode(text).trim().replace(/\s*\r?\n\s*/g, " | ");
+  if (line === "") return "(no error message)";
+  return line.length > MAX_REASON_CHARS ? `…${line.slice(-MAX_REASON_CHARS)}` : line;
 }
 
 /** The state the listener's parts share; `options.config` changes on SIGHUP. */

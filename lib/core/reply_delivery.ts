@@ -11,7 +11,7 @@
 import { getLogger } from "../logging/mod.ts";
 import { makeReply, replyFrame, type ReplyPayload } from "../protocol/mod.ts";
 import type { RequestRow } from "./journal.ts";
-import type { ListenerState } from "./listener_state.ts";
+import { failureReason, type ListenerState } from "./listener_state.ts";
 
 const log = getLogger(["dcm", "agent", "messaging"]);
 
@@ -61,6 +61,16 @@ export class ReplyDelivery {
     if (!flight) return; // The request was never journalled (its insert failed and was NACKed).
     const messageId = outbox.nextId();
     const nacked = flight.nacked;
+    if (reply.return_code !== 0) {
+      // The manager gets the reason in the reply; the VM's own log gets it here.
+      log.warn("request {id} ({command}) failed with return code {code}: {reason}", {
+        id,
+        command: flight.command,
+        code: reply.return_code,
+        reason: failureReason(reply.error_message),
+        requestId: id,
+      });
+    }
     let stored = !flight.unjournalled;
     if (stored) {
       try {

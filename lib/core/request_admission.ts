@@ -15,7 +15,7 @@ import {
   statusFrame,
 } from "../protocol/mod.ts";
 import type { RequestRow } from "./journal.ts";
-import { type ListenerState, newFlight } from "./listener_state.ts";
+import { failureReason, type ListenerState, newFlight } from "./listener_state.ts";
 import type { ReplyDelivery } from "./reply_delivery.ts";
 import { cancelledBeforeStart, type RequestRunner } from "./request_runner.ts";
 
@@ -47,7 +47,7 @@ export class RequestAdmission {
   handleFrame(text: string): void {
     const parsed = parseFrame(text);
     if (!parsed.ok) {
-      log.warn("rejected a malformed message: {error}", { error: parsed.error });
+      logRejected(parsed.requestId, "(malformed message)", parsed.error);
       this.#s.outbox.nack(parsed.requestId, parsed.error);
       return;
     }
@@ -110,10 +110,10 @@ export class RequestAdmission {
     if (!this.#accepting) return; // Shutting down: the manager retransmits to the next agent.
     const entry = options.plugins().find(msg.payload.command);
     if (!entry) {
-      outbox.nack(
-        id,
-        `the command '${msg.payload.command}' is not known to this agent (plugin.conf: ${options.plugins().source})`,
-      );
+      const reason =
+        `the command '${msg.payload.command}' is not known to this agent (plugin.conf: ${options.plugins().source})`;
+      logRejected(id, msg.payload.command, reason);
+      outbox.nack(id, reason);
       return;
     }
     const limit = options.config.messaging.max_at_once;
@@ -121,6 +121,7 @@ export class RequestAdmission {
     if (inflight.size + this.#delivery.size >= cap) {
       const text = `the agent can only handle ${cap} commands at once; retry later`;
       consoleLog.fatal("The agent is overloaded: {text}", { text, requestId: id });
+      logRejected(id, entry.name, text);
       outbox.nack(id, text);
       return;
     }
@@ -142,12 +143,11 @@ export class RequestAdmission {
           return;
         }
         inflight.delete(id);
-        outbox.nack(
-          id,
-          `the agent could not record the request, so it did not run it: ${
-            (err as Error).message
-          }; it can be sent again once the agent's disk has space`,
-        );
+        const reason = `the agent could not record the request, so it did not run it: ${
+          (err as Error).message
+        }; it can be sent again once the agent's disk has space`;
+        logRejected(id, entry.name, reason);
+        outbox.nack(id, reason);
       },
     );
     this.#runner.schedule(id, entry, { args: msg.payload.arguments, plan, committed });
@@ -198,4 +198,14 @@ export class RequestAdmission {
     }
     outbox.send(statusFrame(outbox.env(id), row.state, row.reply));
   }
+}
+
+/** The agent's own record of a NACKed request: one line with id, command and reason. */
+function logRejected(id: string, command: string, reason: string): void {
+  log.warn("request {id} ({command}) rejected: {reason}", {
+    id,
+    command,
+    reason: failureReason(reason),
+    requestId: id,
+  });
 }

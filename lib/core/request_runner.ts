@@ -21,7 +21,7 @@ import type { JobRow, RequestRow } from "./journal.ts";
 import { JobTable, publicView } from "./jobs.ts";
 import type { PluginEntry } from "./plugin_conf.ts";
 import { WorkerPool } from "./worker_pool.ts";
-import { type ListenerState, newFlight } from "./listener_state.ts";
+import { failureReason, type ListenerState, newFlight } from "./listener_state.ts";
 import type { ReplyDelivery } from "./reply_delivery.ts";
 
 const log = getLogger(["dcm", "agent", "messaging"]);
@@ -232,7 +232,18 @@ export class RequestRunner {
     this.#jobAborts.add(abort);
     try {
       const ctx = this.#context(job.requestId, abort.signal);
-      await this.jobs.finish(job, await executeCommand(entry.module, job.arguments, ctx));
+      const result = await executeCommand(entry.module, job.arguments, ctx);
+      if (result.return_code !== 0) {
+        log.warn("job {job} of request {id} ({command}) failed with return code {code}: {reason}", {
+          job: job.job_id,
+          id: job.requestId,
+          command: entry.name,
+          code: result.return_code,
+          reason: failureReason(result.error_message),
+          requestId: job.requestId,
+        });
+      }
+      await this.jobs.finish(job, result);
     } finally {
       this.#jobAborts.delete(abort);
     }

@@ -227,6 +227,19 @@ export function percentEncode(text: string): string {
     .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
+/**
+ * Decodes a {@linkcode percentEncode}d text for people. Text that is not
+ * percent-encoded (a script's stderr, with its spaces) comes back unchanged.
+ */
+export function percentDecode(text: string): string {
+  if (/\s/.test(text) || !/%[0-9A-Fa-f]{2}/.test(text)) return text;
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 /** Builds a reply payload with the spec's defaults for missing keys. */
 export function makeReply(
   returnCode: number,

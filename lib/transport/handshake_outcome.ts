@@ -40,7 +40,13 @@ export function handshakeOutcome(text: string): HandshakeOutcome {
       }
       return { accepted: true, handshake: reply.handshake };
     case 401:
-      return { accepted: false, reason: "the manager refused the handshake (401 unauthorised)" };
+      return {
+        accepted: false,
+        reason: "the manager refused the handshake (401 unauthorised): it does not accept this " +
+          "agent's token; check that the manager still has this agent registered and that " +
+          "<base_dir>/secure/token is the token it was registered with (a cloned VM or a " +
+          "restored base directory brings another one)",
+      };
     case 409:
       return {
         accepted: false,

@@ -51,6 +51,8 @@ export function describeError(err: unknown, config: AgentConfig): string {
           : "set [connection] ca_cert to the CA file that signed it");
     case "tls_name":
       return `${err.message}; fix the certificate or set [connection] check_hostname=False`;
+    case "tls_plain":
+      return `${err.message}; is this a ws:// URL? If the manager does not use TLS, set [connection] agentmanager_url to ws://…`;
     case "http_status":
       return `${err.message}; check [connection] agentmanager_url`;
     case "url":

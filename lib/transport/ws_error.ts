@@ -25,6 +25,8 @@ export type WsErrorKind =
   | "tls_name"
   /** The server's certificate is expired or not yet valid. */
   | "tls_expired"
+  /** The server answered the TLS handshake in plain text (a ws:// server). */
+  | "tls_plain"
   /** Any other TLS handshake failure. */
   | "tls"
   /** The server answered the upgrade with a status other than 101 (see `status`). */

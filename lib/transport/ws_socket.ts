@@ -107,10 +107,19 @@ export function closeQuietly(stream: ByteStream | undefined): void {
   } catch { /* already closed */ }
 }
 
+/** What rustls (Deno) and OpenSSL (node:tls) say when the server's first bytes are not TLS. */
+const PLAIN_TEXT_PEER =
+  /InvalidContentType|corrupt message|wrong version number|packet length too long/i;
+
+function plainTextPeer(message: string, cause: unknown): WsError {
+  return new WsError("tls_plain", `the server does not speak TLS (${message})`, { cause });
+}
+
 /** Classifies a TLS handshake failure (rustls messages). */
 function tlsError(err: unknown): WsError {
   const message = err instanceof Error ? err.message : String(err);
   const options = { cause: err };
+  if (PLAIN_TEXT_PEER.test(message)) return plainTextPeer(message, err);
   if (!message.includes("invalid peer certificate")) {
     const network = toWsError(err);
     return network.kind === "network"
@@ -165,7 +174,8 @@ async function connectUnverifiedTls(target: Target, signal: AbortSignal): Promis
     });
   } catch (err) {
     stream.close();
-    throw toWsError(err);
+    const message = err instanceof Error ? err.message : String(err);
+    throw PLAIN_TEXT_PEER.test(message) ? plainTextPeer(message, err) : toWsError(err);
   } finally {
     signal.removeEventListener("abort", abort);
   }

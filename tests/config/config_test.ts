@@ -73,6 +73,7 @@ Deno.test("config: an agent.conf written for the original agent loads unchanged"
       "relative paths resolve against the file",
     );
     assert.deepEqual(c.features, { hello: "world", test: "2" });
+    assert.deepEqual(c.warnings, [], "the original agent's own keys give no warning");
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -93,9 +94,17 @@ Deno.test("config: later files override earlier ones (system, DCM_AGENT_CONF, -c
     assert.equal(c.connection.backoff, 50);
     assert.equal(c.logging.configfile, `${dir}/log.yaml`, "resolved against the file that set it");
     assert.deepEqual(c.files, [`${dir}/env.conf`, `${dir}/a/cli.conf`]);
+    // A file named by $DCM_AGENT_CONF must exist, as one given with -c.
     assert.deepEqual(
       configCandidates({ skipSystemFile: true, env: () => `${dir}/missing.conf` }),
-      [],
+      [`${dir}/missing.conf`],
+    );
+    assert.throws(
+      () => loadConfig({ skipSystemFile: true, env: () => `${dir}/missing.conf` }),
+      (e: Error) =>
+        e instanceof ConfigError &&
+        /cannot read the file named by \$DCM_AGENT_CONF, .*missing\.conf: .*unset DCM_AGENT_CONF/
+          .test(e.message),
     );
   } finally {
     Deno.removeSync(dir, { recursive: true });
@@ -138,7 +147,7 @@ Deno.test("config: errors name the file, section and key", () => {
     check("[connection]\ngarbage line\n", /agent\.conf:2: .*expected 'key = value'/);
     assert.throws(
       () => loadConfig({ file: `${dir}/nope.conf`, skipSystemFile: true, env: () => undefined }),
-      /cannot read config file .*nope\.conf/,
+      /cannot read the file given with -c, .*nope\.conf/,
     );
   } finally {
     Deno.removeSync(dir, { recursive: true });
@@ -184,4 +193,35 @@ Deno.test("plugin.conf: the default file round-trips to the built-in list", () =
   });
   assert.deepEqual(table.names(), BUILTIN_COMMANDS.map((c) => c.name));
   for (const c of BUILTIN_COMMANDS) assert.equal(table.find(c.name)?.execution, c.execution);
+});
+
+Deno.test("config: misspelled keys and sections warn with the closest known name, file and line", () => {
+  const dir = tempDir();
+  try {
+    Deno.writeTextFileSync(
+      `${dir}/agent.conf`,
+      "[connection]\nagentmanager_url=ws://m/agentManager\nhearbeat_frequency=5\n" +
+        "retransmission_timeout=3\n[workres]\ncount=2\n[features]\nanything=1\n",
+    );
+    const c = loadConfig({ file: `${dir}/agent.conf`, skipSystemFile: true, env: () => undefined });
+    assert.deepEqual(c.warnings, [
+      `${dir}/agent.conf:3: [connection] hearbeat_frequency is not a known key; did you mean 'heartbeat_frequency'? It is ignored.`,
+      `${dir}/agent.conf:4: [connection] retransmission_timeout is not a known key; it belongs in [messaging] It is ignored.`,
+      `${dir}/agent.conf:6: unknown section [workres]; did you mean [workers]? Its keys are ignored.`,
+    ]);
+    assert.equal(c.connection.heartbeat_frequency, 30, "the default stays");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("config: with no configuration, the error lists every place looked at", () => {
+  assert.throws(
+    () => loadConfig({ env: () => undefined, skipSystemFile: true }),
+    (e: Error) =>
+      e instanceof ConfigError &&
+      e.message.includes(
+        "no config file was found; looked at $DCM_AGENT_CONF (not set), -c (not given)",
+      ),
+  );
 });

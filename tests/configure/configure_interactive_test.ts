@@ -145,11 +145,11 @@ Deno.test({
         );
         await t.waitFor("Cloud (number or name) [Amazon]: ", 2);
         t.answer("");
-        await t.waitFor("Agent manager URL [wss://dcm.enstratius.com/agentManager]: ");
+        await t.waitFor("Agent manager URL: ");
         t.answer("https://dcm.example.com/agentManager");
         await t.waitFor("the scheme 'https' is not ws or wss");
-        await t.waitFor("Agent manager URL [wss://dcm.enstratius.com/agentManager]: ", 2);
-        t.answer("ws://127.0.0.1:8080/agentManager");
+        await t.waitFor("Agent manager URL: ", 2);
+        t.answer("wss://127.0.0.1:8080/agentManager");
         await t.waitFor("Disable certificate checking? This is insecure (y/N): ");
         t.answer("n");
         await t.waitFor("CA certificate file");
@@ -158,9 +158,10 @@ Deno.test({
           "missing.pem does not exist; give the path of a PEM file of CA certificates.",
         );
         t.answer(ca);
+        await t.waitFor("This will write:");
+        await t.waitFor("Start the agent on boot? (y/N): ");
+        t.answer("y");
         await t.waitFor(`Wrote ${confFile}.`);
-        await t.waitFor("Start the agent on boot? (Y/n): ");
-        t.answer("");
         assert.equal(await t.exitCode(), 0, t.screen());
         assert.match(
           t.screen(),
@@ -172,7 +173,7 @@ Deno.test({
       const conf = parseConfigText(await Deno.readTextFile(confFile), confFile);
       assert.equal(conf.cloud.type, "Amazon");
       assert.equal(conf.cloud.metadata_url, "http://169.254.169.254/latest/meta-data/");
-      assert.equal(conf.connection.agentmanager_url, "ws://127.0.0.1:8080/agentManager");
+      assert.equal(conf.connection.agentmanager_url, "wss://127.0.0.1:8080/agentManager");
       assert.equal(conf.connection.allow_unknown_certs, false);
       assert.equal(conf.connection.ca_cert, ca);
       assert.ok((await Deno.stat(join(dir, "root/etc/init.d/dcm-agent"))).isFile);
@@ -183,14 +184,14 @@ Deno.test({
       try {
         await t.waitFor("Cloud (number or name) [Amazon]: ");
         t.answer("");
-        await t.waitFor("Agent manager URL [ws://127.0.0.1:8080/agentManager]: ");
+        await t.waitFor("Agent manager URL [wss://127.0.0.1:8080/agentManager]: ");
         t.answer("");
         await t.waitFor("Disable certificate checking? This is insecure (y/N): ");
         t.answer("");
         await t.waitFor(`CA certificate file [${ca}]: `);
         t.answer("");
-        await t.waitFor("Start the agent on boot? (Y/n): ");
-        t.answer("n");
+        await t.waitFor("Start the agent on boot? (y/N): ");
+        t.answer("");
         assert.equal(await t.exitCode(), 0, t.screen());
       } finally {
         t.close();

@@ -18,6 +18,7 @@ import { REPO_ROOT } from "../../scripts/agent_process.ts";
 import { DevManager } from "../../scripts/dev_manager.ts";
 import { VERSION } from "../../lib/protocol/version.ts";
 import { runProgram, runUntil } from "../helpers/run.ts";
+import { pathExists } from "../../lib/os/mod.ts";
 
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
 const URL1 = "ws://127.0.0.1:8765/agentManager";
@@ -220,7 +221,7 @@ Deno.test("agent.conf layout follows SCHEMA: every visible key once, commented, 
   });
 });
 
-Deno.test("logging.yaml gets -l, -L and the user; a bad -L warns and falls back to INFO", async () => {
+Deno.test("logging.yaml gets -l, -L and the user; a bad -L exits 2 and changes nothing", async () => {
   await withDir(async (dir, ca) => {
     const base = join(dir, "dcm");
     const logfile = join(dir, "var/log/dcm/agent.log");
@@ -232,16 +233,20 @@ Deno.test("logging.yaml gets -l, -L and the user; a bad -L warns and falls back 
     assert.match(yaml, /level: DEBUG$/m);
     assert.match(yaml, /owner: root$/m);
     assert.ok((await Deno.stat(join(dir, "var/log/dcm"))).isDirectory);
-
-    run = await configure([...baseArgs(base, ca), "-L", "LOUD"]);
-    assert.equal(run.code, 0);
+    // The header describes the file; it does not get the placeholders' values.
     assert.match(
-      run.err.join("\n"),
-      /warning: -L\/--loglevel: 'LOUD' is not ERROR, WARN, INFO or DEBUG; using INFO/,
+      yaml.split("\n---\n")[0],
+      /^# Written by `dcm-agent configure`: the log file, level and owner below come\n# from its -l, -L and -U options\.$/m,
     );
+
+    // As the README promises: a bad value is exit 2, and nothing is written.
+    run = await configure([...baseArgs(base, ca), "-L", "verbose"]);
+    assert.equal(run.code, 2);
+    assert.deepEqual(run.err, [
+      "dcm-agent configure: -L/--loglevel: 'verbose' is not a log level; use ERROR, WARN, INFO or DEBUG",
+    ]);
     yaml = await Deno.readTextFile(join(base, "etc/logging.yaml"));
-    assert.match(yaml, /level: INFO$/m);
-    assert.match(yaml, new RegExp(`filename: ${base}/logs/agent.log$`, "m"));
+    assert.match(yaml, /level: DEBUG$/m);
   });
 });
 
@@ -375,7 +380,16 @@ Deno.test("CA enforcement: system bundle, -A, -Z, or exit 2 naming -A and -Z", a
   await withDir(async (dir, ca) => {
     const base = join(dir, "dcm");
     const file = join(base, "etc/agent.conf");
-    const args = ["-p", base, "-u", URL1, "-c", "Other", "-U", "root"];
+    const args = [
+      "-p",
+      base,
+      "-u",
+      "wss://dcm.example.com/agentManager",
+      "-c",
+      "Other",
+      "-U",
+      "root",
+    ];
     let run = await configure(args);
     assert.equal(run.code, 2);
     assert.match(
@@ -401,6 +415,10 @@ Deno.test("CA enforcement: system bundle, -A, -Z, or exit 2 naming -A and -Z", a
     assert.equal(run.code, 0, run.err.join("\n"));
     const conf = parseConfigText(await Deno.readTextFile(file), file);
     assert.equal(conf.connection.allow_unknown_certs, true);
+
+    // A ws:// manager is reached without TLS: no CA is needed.
+    run = await configure(["-p", join(dir, "plain"), "-u", URL1, "-c", "Other", "-U", "root"]);
+    assert.equal(run.code, 0, run.err.join("\n"));
   });
 });
 
@@ -418,6 +436,8 @@ Deno.test("bad usage and invalid values exit 2, name the option, and change noth
         ["-u", "wss://dcm.example.com:port/agentManager"],
         /-u\/--url: .*the port 'port' is not a number/,
       ],
+      [["-u", "ws://dcm.example.com"], /-u\/--url: .*it has no path; .* such as \/agentManager/],
+      [["-u", "wss://dcm.example.com:16433/"], /-u\/--url: .*it has no path/],
       [["-c", "Atlantis"], /-c\/--cloud: 'Atlantis' is not a known cloud; use one of Amazon, /],
       [["-C", "carrier-pigeon"], /-C\/--connection-type: .* use ws/],
       [["-d", "maybe"], /-d\/--intrusion-detection-ossec: .*use -d yes or -d no/],
@@ -493,63 +513,165 @@ Deno.test("-i without a terminal is refused with exit 2", async () => {
   assert.match(run.err[0], /-i\/--interactive needs a terminal on standard input/);
 });
 
+/** A scripted terminal: answers in order (null = Ctrl-D), and everything asked, said and printed. */
+function scripted(answers: (string | null)[]) {
+  const events: string[] = [];
+  const asked: string[] = [];
+  const said: string[] = [];
+  const options: ConfigureOptions = {
+    out: (l) => events.push(l),
+    prompt: {
+      ask: (q) => {
+        asked.push(q);
+        events.push(q);
+        return Promise.resolve(answers.length ? answers.shift()! : null);
+      },
+      say: (l) => said.push(l),
+    },
+  };
+  return { events, asked, said, options };
+}
+
 Deno.test("interactive answers are checked and asked again (scripted)", async () => {
   await withDir(async (dir, ca) => {
     const base = join(dir, "dcm");
-    const answers = [
+    const root = join(dir, "root");
+    const io = scripted([
       "atlantis",
       "99",
       "openstack",
-      "http://x",
       "",
+      "http://x",
+      "wss://dcm.example.com/agentManager",
       "maybe",
       "n",
       "/no/such.pem",
       ca,
-      "n",
-    ];
-    const asked: string[] = [];
-    const said: string[] = [];
-    const run = await configure(["-i", "-p", base, "-U", "root"], {
+      "",
+    ]);
+    const run = await configure(["-i", "-p", base, "-U", "root", "--root", root], {
       detectCloud: () => Promise.resolve("Amazon"),
-      prompt: {
-        ask: (q) => {
-          asked.push(q);
-          return Promise.resolve(answers.shift() ?? null);
-        },
-        say: (l) => said.push(l),
-      },
+      ...io.options,
     });
     assert.equal(run.code, 0, run.err.join("\n"));
-    assert.deepEqual(asked, [
+    // No vendor URL is offered; Enter at the last question keeps "not installed".
+    assert.deepEqual(io.asked, [
       "Cloud (number or name) [Amazon]: ",
       "Cloud (number or name) [Amazon]: ",
       "Cloud (number or name) [Amazon]: ",
-      "Agent manager URL [wss://dcm.enstratius.com/agentManager]: ",
-      "Agent manager URL [wss://dcm.enstratius.com/agentManager]: ",
+      "Agent manager URL: ",
+      "Agent manager URL: ",
+      "Agent manager URL: ",
       "Disable certificate checking? This is insecure (y/N): ",
       "Disable certificate checking? This is insecure (y/N): ",
       "CA certificate file: ",
       "CA certificate file: ",
-      "Start the agent on boot? (Y/n): ",
+      "Start the agent on boot? (y/N): ",
     ]);
     assert.ok(
-      said.includes(
+      io.said.includes(
         "'atlantis' is not on the list; answer with a number from 1 to 25 or a cloud name.",
       ),
     );
     assert.ok(
-      said.includes("'99' is not on the list; answer with a number from 1 to 25 or a cloud name."),
+      io.said.includes(
+        "'99' is not on the list; answer with a number from 1 to 25 or a cloud name.",
+      ),
     );
-    assert.ok(said.some((l) => l.startsWith("'http://x' is not a manager URL")));
-    assert.ok(said.includes("Please answer y or n."));
-    assert.ok(said.some((l) => l.startsWith("/no/such.pem does not exist")));
+    assert.ok(io.said.some((l) => l.startsWith("The agent needs its manager's URL")));
+    assert.ok(io.said.some((l) => l.startsWith("'http://x' is not a manager URL")));
+    assert.ok(io.said.includes("Please answer y or n."));
+    assert.ok(io.said.some((l) => l.startsWith("/no/such.pem does not exist")));
     const file = join(base, "etc/agent.conf");
     const conf = parseConfigText(await Deno.readTextFile(file), file);
     assert.equal(conf.cloud.type, "OpenStack");
-    assert.equal(conf.connection.agentmanager_url, "wss://dcm.enstratius.com/agentManager");
+    assert.equal(conf.connection.agentmanager_url, "wss://dcm.example.com/agentManager");
     assert.equal(conf.connection.ca_cert, ca);
-    assert.deepEqual(run.out.slice(0, 2), ["detected cloud: Amazon", `Wrote ${file}.`]);
+    // The summary comes before the last question, and the files are written after it.
+    const summary = io.events.indexOf("This will write:");
+    const question = io.events.indexOf("Start the agent on boot? (y/N): ");
+    const wrote = io.events.indexOf(`Wrote ${file}.`);
+    assert.ok(summary >= 0 && summary < question && question < wrote, io.events.join("\n"));
+    assert.ok(
+      io.events.includes(
+        `  ${file}: cloud OpenStack, manager wss://dcm.example.com/agentManager (certificates checked with ${ca})`,
+      ),
+      io.events.join("\n"),
+    );
+    assert.equal(io.events[0], "detected cloud: Amazon");
+    await assert.rejects(Deno.stat(root), Deno.errors.NotFound, "no boot files");
+  });
+});
+
+Deno.test("-i: a ws:// URL skips the certificate questions; the boot default is what is installed", async () => {
+  await withDir(async (dir, ca) => {
+    const base = join(dir, "dcm");
+    const root = join(dir, "root");
+    const file = join(base, "etc/agent.conf");
+    const unit = join(root, "etc/init.d/dcm-agent");
+    let run = await configure([...baseArgs(base, ca), "-B", "--root", root], {
+      initSystem: "sysv",
+    });
+    assert.equal(run.code, 0, run.err.join("\n"));
+    Deno.removeSync(unit);
+
+    // Not installed: Enter means no.
+    let io = scripted(["", "ws://127.0.0.1:9/agentManager", ""]);
+    run = await configure(["-i", "-r", file, "--root", root], {
+      initSystem: "sysv",
+      ...io.options,
+    });
+    assert.equal(run.code, 0, run.err.join("\n"));
+    assert.deepEqual(io.asked, [
+      "Cloud (number or name) [Amazon]: ",
+      `Agent manager URL [${URL1}]: `,
+      "Start the agent on boot? (y/N): ",
+    ]);
+    assert.equal(pathExists(unit), false);
+
+    // Installed: Enter keeps it (the boot files are rewritten for the new configuration).
+    await configure([...baseArgs(base, ca), "-B", "--root", root], { initSystem: "sysv" });
+    io = scripted(["", "", ""]);
+    run = await configure(["-i", "-r", file, "--root", root], {
+      initSystem: "sysv",
+      ...io.options,
+    });
+    assert.equal(run.code, 0, run.err.join("\n"));
+    assert.equal(io.asked.at(-1), "Start the agent on boot? (Y/n): ");
+    assert.ok(
+      io.events.some((l) => l.startsWith("The agent starts at boot.")),
+      io.events.join("\n"),
+    );
+
+    // Ctrl-D at the last question: nothing was written yet, so nothing changes.
+    const before = snapshot(base);
+    io = scripted(["", "ws://127.0.0.1:10/agentManager"]);
+    run = await configure(["-i", "-r", file, "--root", root], io.options);
+    assert.equal(run.code, 1);
+    assert.match(run.err[0], /input ended before every question was answered; nothing was changed/);
+    assert.deepEqual(snapshot(base), before);
+  });
+});
+
+Deno.test("reconfigure prefixes its warnings with its own name; -r warns about misspelled keys", async () => {
+  await withDir(async (dir, ca) => {
+    const base = join(dir, "dcm");
+    assert.equal((await configure(baseArgs(base, ca))).code, 0);
+    const file = join(base, "etc/agent.conf");
+    await Deno.writeTextFile(
+      file,
+      (await Deno.readTextFile(file)).replace(
+        "[connection]\n",
+        "[connection]\nhearbeat_frequency=5\n",
+      ),
+    );
+    const line = (await Deno.readTextFile(file)).split("\n").indexOf("hearbeat_frequency=5") + 1;
+    const run = await configure(["-p", base, "-L", "DEBUG"], { reconfigure: true });
+    assert.equal(run.code, 0, run.err.join("\n"));
+    assert.deepEqual(run.err, [
+      `dcm-agent reconfigure: warning: ${file}:${line}: [connection] hearbeat_frequency is not a known key; did you mean 'heartbeat_frequency'? It is ignored.`,
+      `dcm-agent reconfigure: warning: -l/-L: ${base}/etc/logging.yaml is kept because of -r; add -R to rewrite it with the new log settings`,
+    ]);
   });
 });
 

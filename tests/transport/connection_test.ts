@@ -570,3 +570,41 @@ Deno.test("connection: a host-name mismatch fails unless check_hostname=False", 
   assert.equal(untrusted.opened, false);
   assert.match(untrusted.log, /TLS certificate is not trusted/);
 });
+
+Deno.test("connection: a wss:// URL to a manager without TLS asks whether it is a ws:// URL", async () => {
+  // Deno's TLS (rustls) and, with allow_unknown_certs, node:tls (OpenSSL) word it differently.
+  for (const values of [{}, { allow_unknown_certs: "True" }] as Record<string, string>[]) {
+    const manager = serveWebSocket({
+      onOpen: (conn) => afterHandshake(conn, () => reply(conn, ACCEPT)),
+    });
+    const from = records.length;
+    const url = manager.url.replace(/^ws:/, "wss:");
+    const agent = startAgent(config(url, { backoff: "50", ...values }));
+    const failed = () => records.slice(from).some((r) => logText(r).startsWith("cannot reach"));
+    await waitFor(failed, 3000, "the TLS attempt to fail");
+    await cleanup(agent, manager);
+    const log = records.slice(from).map(logText).join("\n");
+    assert.match(
+      log,
+      /cannot reach the manager at wss:.*: the server does not speak TLS \(.*\); is this a ws:\/\/ URL\?/,
+      log,
+    );
+  }
+});
+
+Deno.test("connection: a 401 says to check the token and the agent's registration", async () => {
+  const manager = serveWebSocket({
+    onOpen: (conn) => afterHandshake(conn, () => reply(conn, { return_code: 401 })),
+  });
+  const from = records.length;
+  const agent = startAgent(config(manager.url, { backoff: "50" }));
+  const refused = () => records.slice(from).some((r) => logText(r).includes("401"));
+  await waitFor(refused, 3000, "the 401");
+  await cleanup(agent, manager);
+  const log = records.slice(from).map(logText).join("\n");
+  assert.match(
+    log,
+    /refused the handshake \(401 unauthorised\): .*token; check that the manager still has this agent registered and that .*\/secure\/token is the token/,
+    log,
+  );
+});
