@@ -17,7 +17,7 @@ Deno.test("a first run in a fresh checkout prints no 'Ignored build scripts' war
     for (const file of ["deno.json", "deno.lock", "package.json", "package-lock.json"]) {
       await Deno.copyFile(join(REPO_ROOT, file), join(dir, file));
     }
-    await Deno.writeTextFile(join(dir, "hello.ts"), 'import "yaml";\nconsole.log("hello");\n');
+    await Deno.writeTextFile(join(dir, "hello.ts"), 'import "ws";\nconsole.log("hello");\n');
     const run = await runProgram(Deno.execPath(), ["run", "-A", "hello.ts"], { cwd: dir });
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout, "hello\n");
