@@ -12,7 +12,7 @@ import { type CloudMetadata, createCloudMetadata } from "../os/mod.ts";
 import { platformFor } from "../os/mod.ts";
 import { buildHandshake } from "../transport/mod.ts";
 import { Connection } from "../transport/mod.ts";
-import { builtinPluginTable, loadPluginConf, type PluginTable } from "../core/mod.ts";
+import { builtinPluginTable, loadPluginTable, type PluginTable } from "../core/mod.ts";
 import { RequestListener } from "../core/mod.ts";
 import { StatRegistry } from "../../commands/mod.ts";
 import { killAllProcessGroups } from "../os/mod.ts";
@@ -20,6 +20,7 @@ import { logFrame, type LogLevel } from "../protocol/mod.ts";
 import { writeFileAtomic } from "../os/mod.ts";
 import { VERSION } from "../protocol/mod.ts";
 import { BUILTIN_COMMANDS } from "../../commands/mod.ts";
+import type { IntrusionDetection } from "./intrusion_detection.ts";
 
 const log = getLogger(["dcm", "agent"]);
 
@@ -63,19 +64,35 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   let token = loadOrCreateToken(baseDir);
   let metadata: CloudMetadata = createCloudMetadata(config);
   const platform = platformFor(config);
-  let plugins = loadPlugins(config);
+  let plugins = await loadPlugins(config);
   let agentId: string | null = journal.getValue("agent_id") ?? null;
   let customerId: unknown = null;
   const stats = new StatRegistry();
+  const transport = {
+    send: (frame: Record<string, unknown>) => link.connection?.send(frame) ?? false,
+    isOpen: () => link.connection?.isOpen() ?? false,
+  };
+  // Loaded only when on, so an agent without OSSEC does not carry the alert code.
+  let alerts: IntrusionDetection | null = null;
+  const setAlerts = async (on: boolean) => {
+    if (on === (alerts !== null)) return;
+    if (!on) {
+      const stopping = alerts!;
+      alerts = null;
+      await stopping.stop();
+      log.info("intrusion detection turned off");
+      return;
+    }
+    const { IntrusionDetection } = await import("./intrusion_detection.ts");
+    alerts = new IntrusionDetection({ config: () => config, journal, transport });
+    await alerts.start();
+  };
 
   const listener = new RequestListener({
     config,
     journal,
     plugins: () => plugins,
-    transport: {
-      send: (frame) => link.connection?.send(frame) ?? false,
-      isOpen: () => link.connection?.isOpen() ?? false,
-    },
+    transport,
     agentId: () => agentId,
     services: {
       state: {
@@ -93,8 +110,10 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
       adapters: {},
     },
     onHemlock: hemlock,
+    onAlertAck: (id) => alerts?.sender.onAck(id) ?? null,
   });
   await listener.start();
+  await setAlerts(config.intrusion_detection.ossec);
 
   const connection = new Connection({
     config,
@@ -129,6 +148,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     },
     onOpen: () => {
       listener.onOpen();
+      alerts?.onOpen();
       while (pendingLogs.length && connection.send(pendingLogs[0])) pendingLogs.shift();
     },
     onMessage: (text) => listener.handleFrame(text),
@@ -163,14 +183,20 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
 
   const { promise: stopped, resolve: stop } = Promise.withResolvers<void>();
   const onStop = () => stop();
-  const onHup = () => {
+  const onHup = async () => {
     try {
       const next = loadConfig({ file: options.configFile });
+      const nextPlugins = await loadPlugins(next);
+      const offered = (t: PluginTable) => JSON.stringify(t.names());
+      const changed = offered(nextPlugins) !== offered(plugins);
       config = next;
       metadata = createCloudMetadata(next);
-      plugins = loadPlugins(next);
+      plugins = nextPlugins;
       listener.reconfigure(next);
       connection.updateConfig(next);
+      // The manager learns the offered commands only from a handshake.
+      if (changed) connection.reconnect("the commands in plugin.conf changed");
+      await setAlerts(next.intrusion_detection.ossec);
       void configureLogging(next.logging.configfile, { managerSink }).catch((err) =>
         log.error("SIGHUP: the new logging settings were not applied: {error}", {
           error: (err as Error).message,
@@ -185,20 +211,22 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   };
   Deno.addSignalListener("SIGTERM", onStop);
   Deno.addSignalListener("SIGINT", onStop);
-  Deno.addSignalListener("SIGHUP", onHup);
+  const hup = () => void onHup();
+  Deno.addSignalListener("SIGHUP", hup);
   await stopped;
 
   log.info("stopping: waiting up to {grace} s for running commands", {
     grace: config.workers.shutdown_grace,
   });
   await listener.stop(config.workers.shutdown_grace * 1000);
+  await setAlerts(false);
   stats.stopAll();
   clearInterval(sweeper);
   await connection.stop();
   journal.close();
   Deno.removeSignalListener("SIGTERM", onStop);
   Deno.removeSignalListener("SIGINT", onStop);
-  Deno.removeSignalListener("SIGHUP", onHup);
+  Deno.removeSignalListener("SIGHUP", hup);
   try {
     Deno.removeSync(pidFile);
   } catch { /* already gone */ }
@@ -208,11 +236,11 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
 }
 
 /** Loads plugin.conf when configured; falls back to the built-in list if it cannot be read. */
-function loadPlugins(config: AgentConfig): PluginTable {
+async function loadPlugins(config: AgentConfig): Promise<PluginTable> {
   const file = config.plugin.configfile;
   if (!file) return builtinPluginTable(BUILTIN_COMMANDS);
   try {
-    return loadPluginConf(file, BUILTIN_COMMANDS);
+    return await loadPluginTable(file, BUILTIN_COMMANDS);
   } catch (err) {
     log.error("{error}; using the built-in command list", { error: (err as Error).message });
     return builtinPluginTable(BUILTIN_COMMANDS);

@@ -22,6 +22,7 @@ import {
 } from "./journal_rows.ts";
 import { type JournalOptions, openJournalDatabase } from "./journal_schema.ts";
 import { GroupCommitWriter } from "./journal_writer.ts";
+import { AlertStore } from "./journal_alerts.ts";
 
 export {
   type JobRow,
@@ -32,16 +33,20 @@ export {
   timestamp,
 } from "./journal_rows.ts";
 export type { JournalOptions } from "./journal_schema.ts";
+export type { AlertStore, QueuedAlert } from "./journal_alerts.ts";
 
 /** The request journal. */
 export class Journal {
   #db: DatabaseSync;
   #stmts = new Map<string, StatementSync>();
   #writer: GroupCommitWriter;
+  /** Intrusion-detection alerts waiting for the manager's ALERT_ACK. */
+  readonly alerts: AlertStore;
 
   private constructor(db: DatabaseSync) {
     this.#db = db;
     this.#writer = new GroupCommitWriter(db);
+    this.alerts = new AlertStore(db, this.#writer);
   }
 
   /** Opens (and creates or upgrades) the journal at `file`. */
