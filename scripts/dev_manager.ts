@@ -56,6 +56,8 @@ export interface DevManagerOptions {
   handshake?: HandshakeHandler;
   /** ACK every REPLY to a request made with `request()`; default true. */
   autoAckReplies?: boolean;
+  /** Answer every ALERT with an ALERT_ACK; default false. */
+  autoAckAlerts?: boolean;
   /** Seconds between REQUEST retransmissions; 0 (the default) turns them off. */
   retransmitSeconds?: number;
   /** How many frames `frames` keeps; default 10000. */
@@ -182,6 +184,7 @@ export class DevManager {
   #customerId: number;
   #handshake: HandshakeHandler;
   #autoAck: boolean;
+  #autoAckAlerts: boolean;
   #retransmitSeconds: number;
   #maxFrames: number;
   #onEvent?: (event: DevManagerEvent) => void;
@@ -218,6 +221,7 @@ export class DevManager {
     this.#customerId = options.customerId ?? 50;
     this.#handshake = options.handshake ?? ((_doc) => this.acceptHandshake());
     this.#autoAck = options.autoAckReplies ?? true;
+    this.#autoAckAlerts = options.autoAckAlerts ?? false;
     this.#retransmitSeconds = options.retransmitSeconds ?? 0;
     this.#maxFrames = options.maxFrames ?? 10_000;
     this.#onEvent = options.onEvent;
@@ -311,6 +315,11 @@ export class DevManager {
   /** Turns automatic ACKs of REPLYs on or off. */
   setAutoAck(on: boolean): void {
     this.#autoAck = on;
+  }
+
+  /** Turns automatic ALERT_ACKs of ALERTs on or off. */
+  setAutoAckAlerts(on: boolean): void {
+    this.#autoAckAlerts = on;
   }
 
   /** Resolves with the count-th handshake document (default 1) once it has been answered or ignored. */
@@ -606,6 +615,11 @@ export class DevManager {
         break;
       case "NACK":
         if (pending) this.#settle(pending, new RequestNackedError(pending.command, frame));
+        break;
+      case "ALERT":
+        if (this.#autoAckAlerts && !conn.frozen && conn.ws.readyState === WebSocket.OPEN) {
+          this.#sendOn(conn, { type: "ALERT_ACK", request_id: requestId });
+        }
         break;
     }
   }

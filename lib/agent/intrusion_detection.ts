@@ -9,11 +9,7 @@ import { getLogger } from "../logging/mod.ts";
 import type { AgentConfig } from "../config/mod.ts";
 import { AlertSender, type Journal, type Transport } from "../core/mod.ts";
 import { runProcess } from "../os/mod.ts";
-import {
-  AlertFileFollower,
-  type AlertFormat,
-  type FileCursor,
-} from "../os/ossec/mod.ts";
+import { AlertFileFollower, type AlertFormat, type FileCursor } from "../os/ossec/mod.ts";
 
 const log = getLogger(["dcm", "agent", "alerts"]);
 

@@ -7,7 +7,7 @@
  * ACK still matches it after a restart.
  */
 import { getLogger } from "../logging/mod.ts";
-import { alertFrame, type AlertFields } from "../protocol/mod.ts";
+import { type AlertFields, alertFrame } from "../protocol/mod.ts";
 import type { AlertStore } from "./journal_alerts.ts";
 import type { Transport } from "./listener_state.ts";
 

@@ -149,7 +149,11 @@ export async function loadPluginTable(
 
 /** The original decides the class by the presence of a key, whatever its value. */
 function executionOf(keys: ReadonlyMap<string, string>, module: CommandModule): Execution {
-  return keys.has("longer_runner") ? "long" : keys.has("immediate") ? "immediate" : module.execution;
+  return keys.has("longer_runner")
+    ? "long"
+    : keys.has("immediate")
+    ? "immediate"
+    : module.execution;
 }
 
 /** Finds the built-in module for a plugin.conf entry. */
