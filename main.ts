@@ -6,6 +6,7 @@
  *   dcm-agent status [-c FILE]     journal-based status; exit 0 only when running
  *   dcm-agent configure [...]      write the configuration (see `configure --help`)
  *   dcm-agent reconfigure [...]    configure -r <installed agent.conf>
+ *   dcm-agent plugins add|remove|list   edit the commands of plugin.conf
  *   dcm-agent -r | --report        write a support tarball to /tmp/agent_info.tar.gz
  *   dcm-agent -V | --version       print `Version X`
  */
@@ -17,6 +18,7 @@ const USAGE = `Usage: dcm-agent [run] [-c FILE]
        dcm-agent status [-c FILE]
        dcm-agent configure [options]     (dcm-agent configure --help)
        dcm-agent reconfigure [options]
+       dcm-agent plugins add|remove|list  (dcm-agent plugins --help)
        dcm-agent -r | --report
        dcm-agent -V | --version
 
@@ -36,6 +38,15 @@ export async function main(args: string[]): Promise<number> {
   }
   if (sub === "reconfigure") {
     return await (await import("./lib/configure/mod.ts")).reconfigureMain(args.slice(1));
+  }
+  if (sub === "plugins") {
+    try {
+      return await (await import("./lib/cli/mod.ts")).pluginsMain(args.slice(1));
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      console.error(`dcm-agent: configuration error: ${err.message}`);
+      return 2;
+    }
   }
   let configFile: string | undefined;
   const words: string[] = [];
