@@ -8,22 +8,17 @@ import assert from "node:assert/strict";
 import { waitFor } from "../helpers/wait.ts";
 import { runProgram } from "../helpers/run.ts";
 import { DevManager, type Frame } from "../../scripts/dev_manager.ts";
-import { AgentProcess } from "../../scripts/agent_process.ts";
+import { AgentProcess, REPO_ROOT } from "../../scripts/agent_process.ts";
 import { pluginsMain } from "../../lib/cli/plugins.ts";
 
-/** The example plugin of the README, verbatim. */
-const GREET = `#!/bin/sh
-# greet: an example dcm-agent plugin. The request arrives as JSON on stdin:
-#   {"command":"greet","arguments":{"name":"world"},"request_id":"..."}
-if [ "$1" = "--describe" ]; then
-  echo '{"arguments": {"name": {"type": "str", "required": true, "help": "who to greet"}}}'
-  exit 0
-fi
-request=$(cat)
-name=$(printf '%s' "$request" | sed -n 's/.*"name":"\\([^"]*\\)".*/\\1/p')
-echo "greeting $name" >&2
-printf '{"return_code": 0, "reply_type": "string", "reply_object": "hello %s"}\\n' "$name"
-`;
+/** The example plugin of the README, taken from it so that the documented one is the tested one. */
+function readmeExample(): string {
+  const readme = Deno.readTextFileSync(`${REPO_ROOT}/README.md`);
+  const m = /```sh\n(#!\/bin\/sh\n# greet:[\s\S]*?)```/.exec(readme);
+  if (!m) throw new Error("README.md has no example plugin 'greet' in a ```sh block");
+  return m[1];
+}
+const GREET = readmeExample();
 
 function script(dir: string, name: string, body: string): string {
   const path = `${dir}/${name}`;
