@@ -9,7 +9,7 @@ import { getLogger } from "../logging/mod.ts";
 import type { AgentConfig } from "../config/mod.ts";
 import { AlertSender, type Journal, type Transport } from "../core/mod.ts";
 import { runProcess } from "../os/mod.ts";
-import { AlertFileFollower, type AlertFormat, type FileCursor } from "../os/ossec/mod.ts";
+import type { AlertFileFollower, AlertFormat, FileCursor } from "../os/ossec/mod.ts";
 
 const log = getLogger(["dcm", "agent", "alerts"]);
 
@@ -31,7 +31,7 @@ interface StoredCursor {
 export class IntrusionDetection {
   readonly sender: AlertSender;
   #o: IntrusionDetectionOptions;
-  #follower: AlertFileFollower;
+  #follower: AlertFileFollower | null = null;
   #path: string;
   #format: AlertFormat;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -48,15 +48,17 @@ export class IntrusionDetection {
       transport: options.transport,
       retransmitSeconds: () => options.config().messaging.retransmission_timeout,
     });
+  }
+
+  /** Starts OSSEC when installed, then follows the file and sends alerts. */
+  async start(): Promise<void> {
+    // The readers are loaded on first use, like the OS adapters.
+    const { AlertFileFollower } = await import("../os/ossec/mod.ts");
     this.#follower = new AlertFileFollower(this.#path, {
       format: this.#format,
       cursor: this.#storedCursor(),
       onNotice: (message) => log.warn("{message}", { message }),
     });
-  }
-
-  /** Starts OSSEC when installed, then follows the file and sends alerts. */
-  async start(): Promise<void> {
     await startOssec(this.#o.config());
     const waiting = this.#o.journal.alerts.size();
     log.info(
@@ -83,7 +85,7 @@ export class IntrusionDetection {
     clearTimeout(this.#timer);
     this.sender.stop();
     await this.#polling;
-    this.#follower.close();
+    this.#follower?.close();
   }
 
   #schedule(ms: number): void {
@@ -102,9 +104,10 @@ export class IntrusionDetection {
   }
 
   async #poll(): Promise<void> {
+    const follower = this.#follower!;
     for (;;) {
       if (this.#stopped) return;
-      const batch = await this.#follower.read();
+      const batch = await follower.read();
       if (!batch) return;
       const threshold = this.#o.config().intrusion_detection.alert_threshold;
       const sendable = [];
@@ -120,7 +123,7 @@ export class IntrusionDetection {
       }
       const stored: StoredCursor = { path: this.#path, format: this.#format, cursor: batch.cursor };
       const queued = await this.#o.journal.alerts.enqueue(sendable, JSON.stringify(stored));
-      this.#follower.commit(batch.cursor);
+      follower.commit(batch.cursor);
       if (queued) this.sender.pump();
     }
   }
