@@ -74,15 +74,19 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   };
   // Loaded only when on, so an agent without OSSEC does not carry the alert code.
   let alerts: IntrusionDetection | null = null;
-  const setAlerts = async (on: boolean) => {
-    if (on === (alerts !== null)) return;
-    if (!on) {
-      const stopping = alerts!;
+  let alertSource = "";
+  /** Starts, stops or (for another alert file or format) restarts intrusion detection. */
+  const applyAlerts = async (next: AgentConfig | null) => {
+    const ids = next?.intrusion_detection;
+    const source = ids?.ossec ? `${ids.alert_file} (${ids.alert_format})` : "";
+    if (source === alertSource) return;
+    alertSource = source;
+    if (alerts) {
+      const stopping = alerts;
       alerts = null;
       await stopping.stop();
-      log.info("intrusion detection turned off");
-      return;
     }
+    if (!source) return;
     const { IntrusionDetection } = await import("./intrusion_detection.ts");
     alerts = new IntrusionDetection({ config: () => config, journal, transport });
     await alerts.start();
@@ -113,7 +117,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     onAlertAck: (id) => alerts?.sender.onAck(id) ?? null,
   });
   await listener.start();
-  await setAlerts(config.intrusion_detection.ossec);
+  await applyAlerts(config);
 
   const connection = new Connection({
     config,
@@ -196,7 +200,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
       connection.updateConfig(next);
       // The manager learns the offered commands only from a handshake.
       if (changed) connection.reconnect("the commands in plugin.conf changed");
-      await setAlerts(next.intrusion_detection.ossec);
+      await applyAlerts(next);
       void configureLogging(next.logging.configfile, { managerSink }).catch((err) =>
         log.error("SIGHUP: the new logging settings were not applied: {error}", {
           error: (err as Error).message,
@@ -219,7 +223,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     grace: config.workers.shutdown_grace,
   });
   await listener.stop(config.workers.shutdown_grace * 1000);
-  await setAlerts(false);
+  await applyAlerts(null);
   stats.stopAll();
   clearInterval(sweeper);
   await connection.stop();

@@ -139,7 +139,7 @@ Deno.test("alerts: threshold, last alert at once, retransmission until ALERT_ACK
   }
 });
 
-Deno.test("alerts: OSSEC and Wazuh alerts.json, rotation by rename and by truncation while running", async () => {
+Deno.test("alerts: OSSEC alerts.json with rotation by rename and by truncation, then Wazuh alerts.json after a SIGHUP", async () => {
   const dir = await Deno.makeTempDir({ prefix: "dcm-alerts-e2e-" });
   const manager = await DevManager.start({ autoAckAlerts: true });
   let agent: AgentProcess | undefined;
@@ -176,8 +176,7 @@ Deno.test("alerts: OSSEC and Wazuh alerts.json, rotation by rename and by trunca
     const hashes = alertsIn(manager).map((f) => f.alert_hash);
     assert.equal(new Set(hashes).size, 5);
 
-    // Restarted on a Wazuh file: its format, and the position is per file.
-    await agent.stop();
+    // SIGHUP onto a Wazuh file: the new file and format apply without a restart.
     const wpath = `${dir}/wazuh-alerts.json`;
     Deno.writeTextFileSync(
       wpath,
@@ -188,11 +187,13 @@ Deno.test("alerts: OSSEC and Wazuh alerts.json, rotation by rename and by trunca
         full_log: "wazuh log",
       }) + "\n",
     );
-    agent = await AgentProcess.start({
-      managerUrl: manager.url,
-      baseDir: agent.baseDir,
-      conf: alertConf(dir, { alert_file: wpath, alert_format: "wazuh_json" }),
-    });
+    const confText = Deno.readTextFileSync(agent.confFile);
+    Deno.writeTextFileSync(
+      agent.confFile,
+      confText.replace(/^alert_file=.*$/m, `alert_file=${wpath}`)
+        .replace(/^alert_format=.*$/m, "alert_format=wazuh_json"),
+    );
+    agent.kill("SIGHUP");
     const w = await agent.whileRunning(
       manager.waitForFrame((f) => f.type === "ALERT" && f.rule === 5712, { timeoutMs: 15000 }),
       "waiting for the Wazuh alert",
