@@ -184,7 +184,7 @@ export class DevManager {
   #customerId: number;
   #handshake: HandshakeHandler;
   #autoAck: boolean;
-  #autoAckAlerts: boolean;
+  readonly #autoAckAlerts: boolean;
   #retransmitSeconds: number;
   #maxFrames: number;
   #onEvent?: (event: DevManagerEvent) => void;
@@ -315,11 +315,6 @@ export class DevManager {
   /** Turns automatic ACKs of REPLYs on or off. */
   setAutoAck(on: boolean): void {
     this.#autoAck = on;
-  }
-
-  /** Turns automatic ALERT_ACKs of ALERTs on or off. */
-  setAutoAckAlerts(on: boolean): void {
-    this.#autoAckAlerts = on;
   }
 
   /** Resolves with the count-th handshake document (default 1) once it has been answered or ignored. */
