@@ -178,6 +178,14 @@ Deno.test("ossec: position resumes after a restart; rotation by rename, truncati
     Deno.writeTextFileSync(path, rec(5));
     assert.deepEqual((await drain(second.f)).map((a) => a.rule), [104, 105]);
 
+    // Moved away and deleted (compressed elsewhere): the open handle still has the rest.
+    Deno.writeTextFileSync(path, rec(10), { append: true });
+    Deno.mkdirSync(`${dir}/elsewhere`);
+    Deno.renameSync(path, `${dir}/elsewhere/old.log`);
+    Deno.removeSync(`${dir}/elsewhere/old.log`);
+    Deno.writeTextFileSync(path, rec(11));
+    assert.deepEqual((await drain(second.f)).map((a) => a.rule), [110, 111]);
+
     // Truncation in place (copytruncate): the copy is found by its first bytes.
     Deno.writeTextFileSync(path, rec(6), { append: true });
     Deno.copyFileSync(path, `${path}.1`);

@@ -109,8 +109,7 @@ export class AlertFileFollower {
     }
     if (!this.#cursor) this.#cursor = { inode: st.ino!, offset: 0, headLen: 0, headHash: "" };
     if (this.#old) return await this.#drainOld(st);
-    const current = this.#current(st.ino!);
-    if (await this.#replaced(st, current)) {
+    if (await this.#replaced(st)) {
       this.#old = await this.#findOld(st.ino!);
       if (!this.#old) {
         this.#notice(
@@ -121,7 +120,7 @@ export class AlertFileFollower {
       this.#notice(`the alert file ${this.#path} was rotated; reading the rest of the old file`);
       return await this.#drainOld(st);
     }
-    return await this.#readFrom(current, this.#cursor, st.size, false);
+    return await this.#readFrom(this.#current(st.ino!), this.#cursor, st.size, false);
   }
 
   /** Closes open files. */
@@ -140,12 +139,16 @@ export class AlertFileFollower {
     return this.#open.source;
   }
 
-  /** Whether the file at the path is no longer the one the cursor points into. */
-  async #replaced(st: Deno.FileInfo, current: Source): Promise<boolean> {
+  /**
+   * Whether the file at the path is no longer the one the cursor points into.
+   * The handle on the old file stays open until then: after a rename it may
+   * be the only way to the rest of the old file.
+   */
+  async #replaced(st: Deno.FileInfo): Promise<boolean> {
     const c = this.#cursor!;
     if (st.ino !== c.inode || st.size < c.offset) return true;
     if (c.headLen === 0) return false;
-    return (await headHash(current, c.headLen)) !== c.headHash;
+    return (await headHash(this.#current(st.ino!), c.headLen)) !== c.headHash;
   }
 
   async #drainOld(st: Deno.FileInfo | null): Promise<AlertBatch | null> {
