@@ -39,7 +39,7 @@ export interface FollowerOptions {
   format: AlertFormat;
   /** The stored position; null reads the current file from its start. */
   cursor: FileCursor | null;
-  /** Largest number of bytes read in one step (default 1 MiB). */
+  /** Largest number of bytes read in one step (default 256 KiB). */
   chunkBytes?: number;
   /** Hears about waiting, rotation and unreadable lines (the caller logs them). */
   onNotice: (message: string) => void;
@@ -73,7 +73,7 @@ export class AlertFileFollower {
     this.#path = path;
     this.#format = options.format;
     this.#cursor = options.cursor;
-    this.#chunk = options.chunkBytes ?? 1 << 20;
+    this.#chunk = options.chunkBytes ?? 256 << 10;
     this.#notice = options.onNotice;
   }
 
