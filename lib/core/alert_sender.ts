@@ -117,7 +117,7 @@ export class AlertSender {
 
   #send(id: string, f: Flight): boolean {
     const now = Date.now();
-    if (!this.#o.transport.send(alertFrame(id, f.alert, now))) return false;
+    if (!this.#o.transport.send(alertFrame(id, f.alert, { now }))) return false;
     f.sentAt = now;
     return true;
   }

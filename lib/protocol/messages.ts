@@ -264,12 +264,12 @@ export interface AlertFields {
 export function alertFrame(
   requestId: string,
   alert: AlertFields,
-  now: number = Date.now(),
+  options: { now?: number } = {},
 ): Record<string, unknown> {
   return {
     type: "ALERT",
     request_id: requestId,
-    current_timestamp: now,
+    current_timestamp: options.now ?? Date.now(),
     alert_timestamp: alert.alert_timestamp,
     level: alert.level,
     rule: alert.rule,

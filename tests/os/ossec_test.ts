@@ -68,7 +68,10 @@ Deno.test("ossec: alerts.log records, hash, source_ip/user, last record without 
     const expected = createHash("sha256").update(`${a.alert_timestamp}${a.subject}${a.message}`)
       .digest("hex");
     assert.equal(a.alert_hash, expected);
-    assert.equal(alertHash(1, "s", "m"), createHash("sha256").update("1sm").digest("hex"));
+    assert.equal(
+      alertHash({ alert_timestamp: 1, subject: "s", message: "m" }),
+      createHash("sha256").update("1sm").digest("hex"),
+    );
 
     // A last record without its blank line: sent once the file stops growing, not held back.
     Deno.writeTextFileSync(

@@ -9,17 +9,19 @@ import type { AlertFields } from "../../protocol/mod.ts";
 /** The alert file formats the agent can follow. */
 export type AlertFormat = "ossec_log" | "ossec_json" | "wazuh_json";
 
-/** The hex SHA-256 of `String(alertTimestamp) + subject + message` (UTF-8). */
-export function alertHash(alertTimestamp: number, subject: string, message: string): string {
-  return createHash("sha256").update(`${alertTimestamp}${subject}${message}`, "utf8").digest(
-    "hex",
-  );
+/** The hex SHA-256 of `String(alert_timestamp) + subject + message` (UTF-8). */
+export function alertHash(
+  alert: Pick<AlertFields, "alert_timestamp" | "subject" | "message">,
+): string {
+  return createHash("sha256")
+    .update(`${alert.alert_timestamp}${alert.subject}${alert.message}`, "utf8")
+    .digest("hex");
 }
 
 /** Builds the alert fields, hash included. */
 export function makeAlert(fields: Omit<AlertFields, "alert_hash">): AlertFields {
   return {
     ...fields,
-    alert_hash: alertHash(fields.alert_timestamp, fields.subject, fields.message),
+    alert_hash: alertHash(fields),
   };
 }
