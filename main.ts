@@ -8,6 +8,7 @@
  *   dcm-agent reconfigure [...]    configure -r <installed agent.conf>
  *   dcm-agent scrub [...]          delete what must not end up in an image (see `scrub --help`)
  *   dcm-agent upgrade-binary SRC   replace the agent's executable, with rollback
+ *   dcm-agent plugins add|remove|list   edit the commands of plugin.conf
  *   dcm-agent -r | --report        write a support tarball to /tmp/agent_info.tar.gz
  *   dcm-agent -V | --version       print `Version X`
  */
@@ -21,6 +22,7 @@ const USAGE = `Usage: dcm-agent [run] [-c FILE]
        dcm-agent reconfigure [options]
        dcm-agent scrub [options]         (dcm-agent scrub --help)
        dcm-agent upgrade-binary FILE|URL [--sha256 HEX]   (--help)
+       dcm-agent plugins add|remove|list  (dcm-agent plugins --help)
        dcm-agent -r | --report
        dcm-agent -V | --version
 
@@ -47,6 +49,15 @@ export async function main(args: string[]): Promise<number> {
   }
   if (sub === "upgrade-binary") {
     return await (await import("./lib/cli/mod.ts")).upgradeBinaryMain(args.slice(1));
+  }
+  if (sub === "plugins") {
+    try {
+      return await (await import("./lib/cli/mod.ts")).pluginsMain(args.slice(1));
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      console.error(`dcm-agent: configuration error: ${err.message}`);
+      return 2;
+    }
   }
   let configFile: string | undefined;
   const words: string[] = [];

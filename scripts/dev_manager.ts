@@ -57,6 +57,8 @@ export interface DevManagerOptions {
   handshake?: HandshakeHandler;
   /** ACK every REPLY to a request made with `request()`; default true. */
   autoAckReplies?: boolean;
+  /** Answer every ALERT with an ALERT_ACK; default false. */
+  autoAckAlerts?: boolean;
   /** Seconds between REQUEST retransmissions; 0 (the default) turns them off. */
   retransmitSeconds?: number;
   /** How many frames `frames` keeps; default 10000. */
@@ -183,6 +185,7 @@ export class DevManager {
   #customerId: number;
   #handshake: HandshakeHandler;
   #autoAck: boolean;
+  readonly #autoAckAlerts: boolean;
   #retransmitSeconds: number;
   #maxFrames: number;
   #onEvent?: (event: DevManagerEvent) => void;
@@ -219,6 +222,7 @@ export class DevManager {
     this.#customerId = options.customerId ?? 50;
     this.#handshake = options.handshake ?? ((_doc) => this.acceptHandshake());
     this.#autoAck = options.autoAckReplies ?? true;
+    this.#autoAckAlerts = options.autoAckAlerts ?? false;
     this.#retransmitSeconds = options.retransmitSeconds ?? 0;
     this.#maxFrames = options.maxFrames ?? 10_000;
     this.#onEvent = options.onEvent;
@@ -607,6 +611,11 @@ export class DevManager {
         break;
       case "NACK":
         if (pending) this.#settle(pending, new RequestNackedError(pending.command, frame));
+        break;
+      case "ALERT":
+        if (this.#autoAckAlerts && !conn.frozen && conn.ws.readyState === WebSocket.OPEN) {
+          this.#sendOn(conn, { type: "ALERT_ACK", request_id: requestId });
+        }
         break;
     }
   }

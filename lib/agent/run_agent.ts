@@ -12,7 +12,7 @@ import { type CloudMetadata, createCloudMetadata } from "../os/mod.ts";
 import { platformFor } from "../os/mod.ts";
 import { buildHandshake } from "../transport/mod.ts";
 import { Connection } from "../transport/mod.ts";
-import { builtinPluginTable, loadPluginConf, type PluginTable } from "../core/mod.ts";
+import { builtinPluginTable, loadPluginTable, type PluginTable } from "../core/mod.ts";
 import { RequestListener } from "../core/mod.ts";
 import { StatRegistry } from "../../commands/mod.ts";
 import { killAllProcessGroups } from "../os/mod.ts";
@@ -21,6 +21,7 @@ import { writeFileAtomic } from "../os/mod.ts";
 import { VERSION } from "../protocol/mod.ts";
 import { BUILTIN_COMMANDS } from "../../commands/mod.ts";
 import { makeAgentControl, noteHandshake } from "./agent_control.ts";
+import type { IntrusionDetection } from "./intrusion_detection.ts";
 
 const log = getLogger(["dcm", "agent"]);
 
@@ -73,20 +74,40 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   let token = loadOrCreateToken(baseDir);
   let metadata: CloudMetadata = createCloudMetadata(config);
   const platform = platformFor(config);
-  let plugins = loadPlugins(config);
+  let plugins = await loadPlugins(config);
   let agentId: string | null = journal.getValue("agent_id") ?? null;
   let customerId: unknown = null;
   const stats = new StatRegistry();
   const { promise: stopped, resolve: stop } = Promise.withResolvers<void>();
+  const transport = {
+    send: (frame: Record<string, unknown>) => link.connection?.send(frame) ?? false,
+    isOpen: () => link.connection?.isOpen() ?? false,
+  };
+  // Loaded only when on, so an agent without OSSEC does not carry the alert code.
+  let alerts: IntrusionDetection | null = null;
+  let alertSource = "";
+  /** Starts, stops or (for another alert file or format) restarts intrusion detection. */
+  const applyAlerts = async (next: AgentConfig | null) => {
+    const ids = next?.intrusion_detection;
+    const source = ids?.ossec ? `${ids.alert_file} (${ids.alert_format})` : "";
+    if (source === alertSource) return;
+    alertSource = source;
+    if (alerts) {
+      const stopping = alerts;
+      alerts = null;
+      await stopping.stop();
+    }
+    if (!source) return;
+    const { IntrusionDetection } = await import("./intrusion_detection.ts");
+    alerts = new IntrusionDetection({ config: () => config, journal, transport });
+    await alerts.start();
+  };
 
   const listener = new RequestListener({
     config,
     journal,
     plugins: () => plugins,
-    transport: {
-      send: (frame) => link.connection?.send(frame) ?? false,
-      isOpen: () => link.connection?.isOpen() ?? false,
-    },
+    transport,
     agentId: () => agentId,
     services: {
       state: {
@@ -105,8 +126,10 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
       agent: makeAgentControl({ journal, baseDir, exit: () => stop() }),
     },
     onHemlock: hemlock,
+    onAlertAck: (id) => alerts?.sender.onAck(id) ?? null,
   });
   await listener.start();
+  await applyAlerts(config);
 
   const connection = new Connection({
     config,
@@ -142,6 +165,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     },
     onOpen: () => {
       listener.onOpen();
+      alerts?.onOpen();
       while (pendingLogs.length && connection.send(pendingLogs[0])) pendingLogs.shift();
     },
     onMessage: (text) => listener.handleFrame(text),
@@ -175,14 +199,20 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   });
 
   const onStop = () => stop();
-  const onHup = () => {
+  const onHup = async () => {
     try {
       const next = loadConfig({ file: options.configFile });
+      const nextPlugins = await loadPlugins(next);
+      const offered = (t: PluginTable) => JSON.stringify(t.names());
+      const changed = offered(nextPlugins) !== offered(plugins);
       config = next;
       metadata = createCloudMetadata(next);
-      plugins = loadPlugins(next);
+      plugins = nextPlugins;
       listener.reconfigure(next);
       connection.updateConfig(next);
+      // The manager learns the offered commands only from a handshake.
+      if (changed) connection.reconnect("the commands in plugin.conf changed");
+      await applyAlerts(next);
       void configureLogging(next.logging.configfile, { managerSink, resolveUser: lookupUser })
         .catch((err) =>
           log.error("SIGHUP: the new logging settings were not applied: {error}", {
@@ -199,20 +229,22 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   };
   Deno.addSignalListener("SIGTERM", onStop);
   Deno.addSignalListener("SIGINT", onStop);
-  Deno.addSignalListener("SIGHUP", onHup);
+  const hup = () => void onHup();
+  Deno.addSignalListener("SIGHUP", hup);
   await stopped;
 
   log.info("stopping: waiting up to {grace} s for running commands", {
     grace: config.workers.shutdown_grace,
   });
   await listener.stop(config.workers.shutdown_grace * 1000);
+  await applyAlerts(null);
   stats.stopAll();
   clearInterval(sweeper);
   await connection.stop();
   journal.close();
   Deno.removeSignalListener("SIGTERM", onStop);
   Deno.removeSignalListener("SIGINT", onStop);
-  Deno.removeSignalListener("SIGHUP", onHup);
+  Deno.removeSignalListener("SIGHUP", hup);
   try {
     Deno.removeSync(pidFile);
   } catch { /* already gone */ }
@@ -222,11 +254,11 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
 }
 
 /** Loads plugin.conf when configured; falls back to the built-in list if it cannot be read. */
-function loadPlugins(config: AgentConfig): PluginTable {
+async function loadPlugins(config: AgentConfig): Promise<PluginTable> {
   const file = config.plugin.configfile;
   if (!file) return builtinPluginTable(BUILTIN_COMMANDS);
   try {
-    return loadPluginConf(file, BUILTIN_COMMANDS);
+    return await loadPluginTable(file, BUILTIN_COMMANDS);
   } catch (err) {
     log.error("{error}; using the built-in command list", { error: (err as Error).message });
     return builtinPluginTable(BUILTIN_COMMANDS);

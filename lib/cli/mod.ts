@@ -1,6 +1,7 @@
 /**
- * Command-line tools besides `run`: `status`, `--report`, `scrub` and `upgrade-binary`.
+ * Command-line tools besides `run`: `status`, `--report`, `scrub`, `upgrade-binary` and `plugins`.
  */
+export * from "./plugins.ts";
 export * from "./report.ts";
 export * from "./scrub.ts";
 export * from "./status.ts";

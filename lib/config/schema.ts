@@ -170,6 +170,19 @@ export const SCHEMA = {
     ossec: bool(false, "Enable OSSEC intrusion detection."),
     max_process_time: float(5.0, "Seconds between parses of the OSSEC alert file.", { min: 0 }),
     alert_threshold: int(10, "OSSEC alerts at or above this level are sent to the manager."),
+    alert_file: path(
+      "/var/ossec/logs/alerts/alerts.log",
+      "The alert file followed: OSSEC alerts.log, OSSEC alerts.json or Wazuh alerts.json.",
+    ),
+    alert_format: choice(
+      "ossec_log",
+      ["ossec_log", "ossec_json", "wazuh_json"],
+      "The format of alert_file: ossec_log, ossec_json or wazuh_json.",
+    ),
+    ossec_control: path(
+      "/var/ossec/bin/ossec-control",
+      "Started with 'start' when the agent starts, if it exists; never downloaded or installed.",
+    ),
   },
   cloud: {
     type: choice("UNKNOWN", CLOUD_TYPES, "The cloud this server runs on (case-insensitive)."),

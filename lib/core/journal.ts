@@ -28,6 +28,7 @@ import {
   openOrReplaceDamaged,
   parseJournalReset,
 } from "./journal_recovery.ts";
+import { AlertStore } from "./journal_alerts.ts";
 
 export {
   type JobRow,
@@ -39,12 +40,15 @@ export {
 } from "./journal_rows.ts";
 export type { JournalOptions } from "./journal_schema.ts";
 export type { JournalReset } from "./journal_recovery.ts";
+export type { AlertStore, QueuedAlert } from "./journal_alerts.ts";
 
 /** The request journal. */
 export class Journal {
   #db: DatabaseSync;
   #stmts = new Map<string, StatementSync>();
   #writer: GroupCommitWriter;
+  /** Intrusion-detection alerts waiting for the manager's ALERT_ACK. */
+  readonly alerts: AlertStore;
 
   /** Set when a damaged journal was moved aside at this open and a fresh one started. */
   readonly reset: JournalReset | null;
@@ -53,6 +57,7 @@ export class Journal {
     this.#db = db;
     this.#writer = new GroupCommitWriter(db);
     this.reset = reset;
+    this.alerts = new AlertStore(db, this.#writer);
   }
 
   /** Opens (and creates or upgrades) the journal at `file`; throws if it is damaged. */

@@ -13,6 +13,9 @@ CREATE TABLE IF NOT EXISTS users(username string NOT NULL, added_time date, ssh_
   owner integer, agent_id string, administrator integer, PRIMARY KEY(username, agent_id));
 CREATE TABLE IF NOT EXISTS alerts(alert_time integer NOT NULL, added_time integer,
   alert_hash string NOT NULL PRIMARY KEY, level integer, rule integer, message text, subject text);
+CREATE TABLE IF NOT EXISTS alert_queue(seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  alert_hash TEXT NOT NULL UNIQUE, request_id TEXT NOT NULL UNIQUE, alert_doc TEXT NOT NULL,
+  added_time integer);
 CREATE TABLE IF NOT EXISTS agent_state(key TEXT PRIMARY KEY NOT NULL, value TEXT);
 CREATE TABLE IF NOT EXISTS jobs(job_id INTEGER PRIMARY KEY, request_id TEXT, command TEXT,
   arguments TEXT, customer_id TEXT, job_status TEXT, message TEXT, start_date INTEGER,

@@ -29,6 +29,11 @@ export interface ListenerOptions {
   services: Omit<CommandServices, "jobs">;
   /** Called for HEMLOCK: the agent must die at once. */
   onHemlock: () => void;
+  /**
+   * Called for ALERT_ACK: resolves false for an unknown alert id (it is
+   * NACKed); returns null or is unset while intrusion detection is off.
+   */
+  onAlertAck?: (requestId: string) => Promise<boolean> | null;
 }
 
 /** A request accepted and not yet replied to. */

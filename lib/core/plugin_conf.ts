@@ -2,10 +2,12 @@
  * plugin.conf (spec 4.1): which commands the agent offers, in which order,
  * and their execution class. Section names are regular expressions anchored
  * at both ends, matched against `plugin:<command>`; the first match wins.
+ * A section with `type = exe` is an external executable (exe_plugin.ts).
  */
 import { getLogger } from "../logging/mod.ts";
 import { parseIni } from "../config/mod.ts";
 import type { CommandModule, Execution } from "./command.ts";
+import { describeExePlugin, type ExeCommandModule, exePluginModule } from "./exe_plugin.ts";
 
 const log = getLogger(["dcm", "agent", "plugins"]);
 
@@ -81,6 +83,19 @@ export function parsePluginConf(
       continue;
     }
     const type = section.entries.get("type") ?? "python_module";
+    if (type === "exe") {
+      const exe = exePluginModule(name, section.entries);
+      if (typeof exe === "string") {
+        log.warn("plugin.conf {file}: [{section}] is skipped: {problem}", {
+          file: options.file,
+          section: section.name,
+          problem: exe,
+        });
+        continue;
+      }
+      entries.push({ name, module: exe, execution: executionOf(section.entries, exe), matcher });
+      continue;
+    }
     if (type !== "python_module" && type !== "builtin") {
       log.error(
         "plugin.conf {file}: [{section}] has type '{type}', which this agent cannot load; skipped",
@@ -101,15 +116,44 @@ export function parsePluginConf(
       );
       continue;
     }
-    // The original decides the class by the presence of a key, whatever its value.
-    const execution: Execution = section.entries.has("longer_runner")
-      ? "long"
-      : section.entries.has("immediate")
-      ? "immediate"
-      : module.execution;
-    entries.push({ name, module, execution, matcher });
+    entries.push({ name, module, execution: executionOf(section.entries, module), matcher });
   }
   return makeTable(entries, options.file);
+}
+
+/**
+ * Loads plugin.conf and asks `describe = true` exe plugins for their
+ * arguments; a plugin that cannot answer is skipped with a warning.
+ */
+export async function loadPluginTable(
+  file: string,
+  commands: readonly CommandModule[],
+): Promise<PluginTable> {
+  const table = loadPluginConf(file, commands);
+  const failed = new Set<PluginEntry>();
+  for (const e of table.entries) {
+    const m = e.module as Partial<ExeCommandModule>;
+    if (!m.describe) continue;
+    const problem = await describeExePlugin(m as ExeCommandModule);
+    if (problem) {
+      log.warn("plugin.conf {file}: [plugin:{name}] is skipped: {problem}", {
+        file,
+        name: e.name,
+        problem,
+      });
+      failed.add(e);
+    }
+  }
+  return failed.size ? makeTable(table.entries.filter((e) => !failed.has(e)), file) : table;
+}
+
+/** The original decides the class by the presence of a key, whatever its value. */
+function executionOf(keys: ReadonlyMap<string, string>, module: CommandModule): Execution {
+  return keys.has("longer_runner")
+    ? "long"
+    : keys.has("immediate")
+    ? "immediate"
+    : module.execution;
 }
 
 /** Finds the built-in module for a plugin.conf entry. */

@@ -4,7 +4,7 @@
  * journalled as ACKED and ACKed only once that row is durable; a duplicate
  * REQUEST (same request_id) never runs twice: it gets an ACK, the stored reply
  * or the earlier NACK again. CANCEL, STATUS and HEMLOCK are answered here too;
- * ACK/NACK of a REPLY go to reply delivery.
+ * ACK/NACK of a REPLY go to reply delivery, ALERT_ACK to the alert sender.
  */
 import { CONSOLE_CATEGORY, getLogger } from "../logging/mod.ts";
 import {
@@ -74,7 +74,8 @@ export class RequestAdmission {
         this.#s.options.onHemlock();
         return;
       case "ALERT_ACK":
-        return; // Intrusion-detection alerts are not sent by this agent.
+        this.#onAlertAck(id);
+        return;
       case "REQUEST":
         this.#onRequest(msg);
         return;
@@ -167,6 +168,18 @@ export class RequestAdmission {
       default:
         this.#delivery.resendStored(row.requestId, row);
     }
+  }
+
+  /** Hands an ALERT_ACK to the alert sender; ignored while alerts are off, NACKed when unknown. */
+  #onAlertAck(id: string): void {
+    const known = this.#s.options.onAlertAck?.(id);
+    if (!known) return;
+    known.then(
+      (ok) => {
+        if (!ok) this.#s.outbox.nack(id, `${id} is an unknown alert id`);
+      },
+      (err) => log.error("could not record ALERT_ACK {id}: {error}", { id, error: String(err) }),
+    );
   }
 
   #onCancel(id: string): void {

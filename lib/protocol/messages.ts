@@ -258,3 +258,38 @@ export function makeReply(
 export function errorReply(error: string): ReplyPayload {
   return makeReply(1, { error_message: percentEncode(error) });
 }
+
+/** An intrusion-detection alert as the manager receives it in an ALERT frame. */
+export interface AlertFields {
+  /** When the alert happened, epoch milliseconds. */
+  alert_timestamp: number;
+  level: number;
+  rule: number;
+  user: string | null;
+  source_ip: string | null;
+  message: string;
+  subject: string;
+  /** Hex SHA-256 of `String(alert_timestamp) + subject + message`. */
+  alert_hash: string;
+}
+
+/** Builds an ALERT frame; it has no message_id, and `request_id` is the alert's own id. */
+export function alertFrame(
+  requestId: string,
+  alert: AlertFields,
+  options: { now?: number } = {},
+): Record<string, unknown> {
+  return {
+    type: "ALERT",
+    request_id: requestId,
+    current_timestamp: options.now ?? Date.now(),
+    alert_timestamp: alert.alert_timestamp,
+    level: alert.level,
+    rule: alert.rule,
+    user: alert.user,
+    source_ip: alert.source_ip,
+    message: alert.message,
+    subject: alert.subject,
+    alert_hash: alert.alert_hash,
+  };
+}

@@ -147,6 +147,17 @@ export class Connection {
     }
   }
 
+  /**
+   * Ends the current session and connects again at once, so the manager gets
+   * a new handshake (the offered commands changed).
+   */
+  reconnect(reason: string): void {
+    if (!this.#started || this.#state === "DONE") return;
+    log.info("reconnecting to send a new handshake: {reason}", { reason });
+    this.#abandon(reason);
+    this.#schedule();
+  }
+
   /** Stops reconnecting and closes the socket (torn down if the close takes over ~1 s). */
   async stop(): Promise<void> {
     if (this.#state === "DONE") return;
