@@ -37,7 +37,8 @@ export default defineCommand({
       });
     } catch (err) {
       const { DockerError } = await import("../../lib/os/docker/mod.ts");
-      if (!(err instanceof DockerError) || err.status !== 0) throw err;
+      // Not for an unreachable daemon (status 0): that message says what to do.
+      if (!(err instanceof DockerError) || err.status === 0) throw err;
       throw new Error(`Failed to fetch the docker image ${repository} : ${tag} : ${err.message}`);
     } finally {
       for (const [id, status] of layers) ctx.log.console("DEBUG", `${id}: ${status}`);

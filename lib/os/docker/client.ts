@@ -176,7 +176,8 @@ export class DockerClient {
     for await (const line of jsonLines(res.body)) {
       const error = line.error ?? (line.errorDetail as { message?: unknown })?.message;
       if (error !== undefined && error !== null && error !== "") {
-        throw new DockerError(String(error), 0);
+        // The request itself succeeded (HTTP 200); the Engine failed on the way.
+        throw new DockerError(String(error), 200);
       }
       options.onProgress?.(line);
       last = line;
