@@ -6,7 +6,6 @@
  * come from Debian's docker-registry on 127.0.0.1, never a public registry.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { AgentProcess } from "../../scripts/agent_process.ts";
 import { DevManager } from "../../scripts/dev_manager.ts";
 import { DockerClient, dockerSettings } from "../../lib/os/docker/mod.ts";
@@ -74,6 +73,18 @@ function failed(reply: Payload, pattern: RegExp): string {
   return text;
 }
 
+/** The parts of the Engine's inspect document the test reads. */
+interface Inspect {
+  State: { Status: string; Running: boolean };
+  Config: {
+    Cmd: string[];
+    Env: string[];
+    Hostname: string;
+    ExposedPorts: Record<string, unknown>;
+  };
+  HostConfig: { Memory: number; CapDrop: string[] };
+}
+
 const bytes = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)).length;
 
 Deno.test({
@@ -129,11 +140,11 @@ Deno.test({
         assert.match(id, /^[0-9a-f]{64}$/);
         ok(await ask("docker_start_container", { container: "dcm-e2e-logs" }), "start");
         let state = "";
-        let details: Record<string, any> = {};
+        let details = {} as Inspect;
         for (let i = 0; i < 100 && state !== "exited"; i++) {
           const r = ok(await ask("docker_get_container_details", { container: id }), "details");
           assert.equal(r.reply_type, "docker_inspect_container");
-          details = r.reply_object as Record<string, any>;
+          details = r.reply_object as Inspect;
           state = details.State.Status;
           if (state !== "exited") await new Promise((res) => setTimeout(res, 200));
         }
@@ -203,7 +214,7 @@ Deno.test({
         const details = ok(
           await ask("docker_get_container_details", { container: "dcm-e2e-sleep" }),
           "details",
-        ).reply_object as Record<string, any>;
+        ).reply_object as Inspect;
         assert.deepEqual(details.HostConfig.CapDrop, ["NET_RAW"]);
         assert.equal(details.State.Running, true);
         const top = ok(await ask("docker_top_container", { container: "dcm-e2e-sleep" }), "top");
@@ -219,7 +230,7 @@ Deno.test({
         const after = ok(
           await ask("docker_get_container_details", { container: "dcm-e2e-sleep" }),
           "details",
-        ).reply_object as Record<string, any>;
+        ).reply_object as Inspect;
         assert.equal(after.State.Running, false);
       });
 
