@@ -35,9 +35,10 @@ export function cannotRunDocker(): string | null {
 export async function ensureDockerPackages(): Promise<void> {
   const missing = Object.entries(PACKAGES).filter(([, f]) => !exists(f)).map(([p]) => p);
   if (missing.length === 0) return;
-  const out = await new Deno.Command("apt-get", {
-    args: ["install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", "--no-install-recommends", ...missing],
-    env: { DEBIAN_FRONTEND: "noninteractive" },
+  const install = "apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -q " +
+    `-o DPkg::Lock::Timeout=300 --no-install-recommends ${missing.join(" ")}`;
+  const out = await new Deno.Command("sh", {
+    args: ["-c", install],
     stdout: "piped",
     stderr: "piped",
   }).output().catch((err) => ({ success: false, stderr: new TextEncoder().encode(String(err)) }));
@@ -190,19 +191,20 @@ export class DockerDaemon {
     const deadline = Date.now() + 60_000;
     let exited = false;
     this.#child.status.then(() => exited = true);
-    while (Date.now() < deadline && !exited) {
-      try {
-        const out = await new Deno.Command("curl", {
-          args: ["-sf", "--unix-socket", this.socket, "http://docker/_ping"],
-          stdout: "piped",
-          stderr: "null",
-        }).output();
-        if (out.success) return;
-      } catch {
-        // curl missing: fall through to the CLI.
-        if (await this.cli(["version"]).then(() => true, () => false)) return;
+    const client = Deno.createHttpClient({ proxy: { transport: "unix", path: this.socket } });
+    try {
+      while (Date.now() < deadline && !exited) {
+        try {
+          const res = await fetch("http://docker/_ping", { client });
+          await res.body?.cancel();
+          if (res.ok) return;
+        } catch {
+          // The socket is not there yet.
+        }
+        await new Promise((r) => setTimeout(r, 100));
       }
-      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      client.close();
     }
     throw new Error(`dockerd did not start:\n${this.logText().slice(-3000)}`);
   }
@@ -300,7 +302,10 @@ export class DockerDaemon {
   async cleanup(): Promise<void> {
     await this.stop();
     // Container layers may still be mounted under data/ for a moment.
-    await run("sh", ["-c", `grep -o ' ${this.dir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`])
+    await run("sh", [
+      "-c",
+      `grep -o ' ${this.dir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`,
+    ])
       .catch(() => {});
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
