@@ -39,6 +39,21 @@ export function chooseApiVersion(
   return want;
 }
 
+/** The JSON of an Engine answer (null when empty). */
+function parseJson<T>(text: string, address: string): T {
+  if (text.trim() === "") return null as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new DockerError(
+      `${address} answered with something that is not JSON (${
+        JSON.stringify(text.slice(0, 80))
+      }); ` +
+        "is [docker] base_url a Docker daemon?",
+    );
+  }
+}
+
 /** The agreed versions: the one used, and the daemon's own range. */
 interface Agreed {
   version: string;
@@ -65,7 +80,10 @@ export class DockerClient {
   #agree(): Promise<Agreed> {
     this.#agreed ??= (async () => {
       const res = await this.http.send("/version");
-      const doc = await res.json() as { ApiVersion?: string; MinAPIVersion?: string };
+      const doc = parseJson<{ ApiVersion?: string; MinAPIVersion?: string }>(
+        await res.text(),
+        this.http.settings.address,
+      ) ?? {};
       if (typeof doc.ApiVersion !== "string" || !/^1\.\d+$/.test(doc.ApiVersion)) {
         throw new DockerError(
           `${this.http.settings.address} answered /version without an ApiVersion; is it a Docker daemon?`,
@@ -90,9 +108,7 @@ export class DockerClient {
 
   /** A request whose JSON answer is returned. */
   async json<T = unknown>(path: string, req: EngineRequest = {}): Promise<T> {
-    const res = await this.call(path, req);
-    const text = await res.text();
-    return (text.trim() === "" ? null : JSON.parse(text)) as T;
+    return parseJson<T>(await (await this.call(path, req)).text(), this.http.settings.address);
   }
 
   /** A request whose answer is ignored. */
@@ -141,9 +157,13 @@ export class DockerClient {
       },
     });
     if (!res.body) return { text: "", truncated: false };
-    return info?.Config?.Tty
-      ? readRaw(res.body, { maxBytes: options.maxBytes })
-      : readMultiplexed(res.body, { maxBytes: options.maxBytes });
+    try {
+      return await (info?.Config?.Tty
+        ? readRaw(res.body, { maxBytes: options.maxBytes })
+        : readMultiplexed(res.body, { maxBytes: options.maxBytes }));
+    } catch (err) {
+      throw this.#broken(err);
+    }
   }
 
   /**
@@ -173,16 +193,34 @@ export class DockerClient {
     });
     let last: PullProgress | null = null;
     if (!res.body) return last;
-    for await (const line of jsonLines(res.body)) {
-      const error = line.error ?? (line.errorDetail as { message?: unknown })?.message;
-      if (error !== undefined && error !== null && error !== "") {
-        // The request itself succeeded (HTTP 200); the Engine failed on the way.
-        throw new DockerError(String(error), 200);
+    try {
+      for await (const line of jsonLines(res.body)) {
+        const error = line.error ?? (line.errorDetail as { message?: unknown })?.message;
+        if (error !== undefined && error !== null && error !== "") {
+          // The request itself succeeded (HTTP 200); the Engine failed on the way.
+          throw new DockerError(String(error), 200);
+        }
+        options.onProgress?.(line);
+        last = line;
       }
-      options.onProgress?.(line);
-      last = line;
+    } catch (err) {
+      throw this.#broken(err);
     }
     return last;
+  }
+
+  /** A failure while an answer was streaming in, in plain words. */
+  #broken(err: unknown): Error {
+    if (err instanceof DockerError) return err;
+    const name = (err as Error)?.name;
+    const why = name === "TimeoutError"
+      ? "took longer than the time allowed; raise [docker] timeout"
+      : name === "AbortError"
+      ? "was cancelled"
+      : `broke off: ${(err as Error)?.message ?? err}`;
+    return new DockerError(
+      `the answer of the Docker daemon at ${this.http.settings.address} ${why}`,
+    );
   }
 
   /** Closes the connections. */

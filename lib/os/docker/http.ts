@@ -93,9 +93,9 @@ export class EngineHttp {
             `${timeoutMs / 1000} s; is it overloaded? raise [docker] timeout`,
         );
       }
+      const cause = causeText(err);
       throw new DockerError(
-        `cannot reach the Docker daemon at ${this.settings.address}: ${causeText(err)}; ` +
-          "is dockerd running? set [docker] base_url",
+        `cannot reach the Docker daemon at ${this.settings.address}: ${cause}; ${hint(cause)}`,
       );
     }
     if (res.status >= 400) throw await engineError(res);
@@ -106,6 +106,19 @@ export class EngineHttp {
   close(): void {
     this.#client.close();
   }
+}
+
+/** What to do about a connection failure. */
+function hint(cause: string): string {
+  if (/BadCertificate|CertificateRequired|certificate required/i.test(cause)) {
+    return "the daemon refused the client certificate; set [docker] client_cert_path and " +
+      "client_key_path to a certificate signed by the CA the daemon trusts (--tlscacert)";
+  }
+  if (/UnknownIssuer|certificate|NotValidForName/i.test(cause)) {
+    return "the daemon's certificate is not trusted; set [docker] ca_cert to the CA that signed " +
+      "it, and use the host name or IP the certificate names in base_url";
+  }
+  return "is dockerd running? set [docker] base_url";
 }
 
 /** The Engine's error text from a failed response ({"message": ...} or plain text). */
@@ -124,5 +137,10 @@ async function engineError(res: Response): Promise<DockerError> {
     // Older engines answer in plain text.
   }
   if (message === "") message = res.statusText || "no error text";
+  if (/HTTP request to an HTTPS server/i.test(message)) {
+    message = `${
+      message.replace(/\.$/, "")
+    }; set [docker] tls=True with ca_cert and the client certificate`;
+  }
   return new DockerError(`${message} (Docker Engine HTTP ${res.status})`, res.status);
 }
