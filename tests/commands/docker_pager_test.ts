@@ -12,6 +12,8 @@ import {
   pageText,
 } from "../../commands/docker/pager.ts";
 import { shellWords } from "../../commands/docker/shell_words.ts";
+import { BUILTIN_COMMANDS } from "../../commands/mod.ts";
+import { parsePluginConf } from "../../lib/core/plugin_conf.ts";
 import { chooseApiVersion } from "../../lib/os/docker/client.ts";
 import { dockerSettings } from "../../lib/os/docker/settings.ts";
 
@@ -143,4 +145,20 @@ Deno.test("dockerSettings reads [docker] and names the key to fix", () => {
     () => dockerSettings({ base_url: "tcp://h:1", tls: "True", ca_cert: "/nonexistent.pem" }),
     /cannot read \[docker\] ca_cert=\/nonexistent.pem/,
   );
+});
+
+Deno.test("an original plugin.conf's dcmdocker entries name our docker commands", () => {
+  const names = [
+    "docker_create_container",
+    "docker_host",
+    "docker_get_logs",
+    "docker_list_images",
+  ];
+  const text = names.map((n) =>
+    `[plugin:${n}]\ntype = python_module\nmodule_name = dcmdocker.${n.replace(/^docker_/, "")}\n`
+  ).join("\n");
+  const table = parsePluginConf(text, { file: "plugin.conf", commands: BUILTIN_COMMANDS });
+  assert.deepEqual(table.names(), names);
+  for (const n of names) assert.equal(table.find(n)?.module.name, n);
+  assert.equal(BUILTIN_COMMANDS.filter((c) => c.name.startsWith("docker_")).length, 14);
 });
