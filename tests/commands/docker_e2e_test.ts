@@ -87,9 +87,12 @@ interface Inspect {
 
 const bytes = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)).length;
 
+const SKIP = cannotRunDocker();
+
 Deno.test({
-  name: "e2e: the docker_* commands against a private Docker Engine",
-  ignore: cannotRunDocker() !== null,
+  name: "e2e: the docker_* commands against a private Docker Engine" +
+    (SKIP ? ` (skipped: ${SKIP})` : ""),
+  ignore: SKIP !== null,
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
@@ -267,6 +270,20 @@ Deno.test({
         } while (token !== null && pages < 100);
         assert.ok(pages >= 2, `${pages} pages`);
         assert.deepEqual(seen.sort(), engineIds.map((id) => id.slice(0, 12)).sort());
+        const since = ok(
+          await ask("docker_list_containers", {
+            all: true,
+            quiet: true,
+            trunc: false,
+            since: "dcm-e2e-logs",
+          }),
+          "since",
+        ).reply_object as { next_token: null; containers: { Id: string }[] };
+        const idOf = async (name: string) =>
+          (await d.cli(["inspect", "-f", "{{.Id}}", name])).trim();
+        const sinceIds = since.containers.map((c) => c.Id);
+        assert.ok(sinceIds.includes(await idOf("dcm-e2e-sleep")));
+        assert.ok(!sinceIds.includes(await idOf("dcm-e2e-logs")));
         const quiet = ok(
           await ask("docker_list_containers", { quiet: true, trunc: false, limit: 3 }),
           "quiet",

@@ -12,6 +12,15 @@ import {
   pageText,
 } from "../../commands/docker/pager.ts";
 import { shellWords } from "../../commands/docker/shell_words.ts";
+import {
+  bounded,
+  containerRef,
+  envLines,
+  exposedPorts,
+  imageRef,
+  linkLines,
+  portBindings,
+} from "../../commands/docker/validate.ts";
 import { BUILTIN_COMMANDS } from "../../commands/mod.ts";
 import { parsePluginConf } from "../../lib/core/plugin_conf.ts";
 import { chooseApiVersion } from "../../lib/os/docker/client.ts";
@@ -161,4 +170,35 @@ Deno.test("an original plugin.conf's dcmdocker entries name our docker commands"
   assert.deepEqual(table.names(), names);
   for (const n of names) assert.equal(table.find(n)?.module.name, n);
   assert.equal(BUILTIN_COMMANDS.filter((c) => c.name.startsWith("docker_")).length, 14);
+});
+
+Deno.test("docker argument checks and mappings", () => {
+  assert.equal(containerRef("/web-1"), "web-1");
+  assert.throws(() => containerRef("../x"), /not a container id/);
+  assert.throws(() => containerRef("a".repeat(129)), /not a container id/);
+  assert.equal(imageRef("127.0.0.1:5000/team/app:1.0", "image"), "127.0.0.1:5000/team/app:1.0");
+  assert.throws(() => imageRef("a/../b", "image"), /not an image name/);
+  assert.throws(() => imageRef("a b", "image"), /not an image name/);
+  assert.deepEqual(exposedPorts([80, "53/udp", ["7", "sctp"]]), {
+    "80/tcp": {},
+    "53/udp": {},
+    "7/sctp": {},
+  });
+  assert.throws(() => exposedPorts([0]), /bad port/);
+  assert.throws(() => exposedPorts(["80/icmp"]), /bad protocol/);
+  assert.deepEqual(
+    portBindings({ "80": [["127.0.0.1", 8080], ["::1", "8081"]], "53/udp": 5353, "22": ["", ""] }),
+    {
+      "80/tcp": [{ HostIp: "127.0.0.1", HostPort: "8080" }, { HostIp: "::1", HostPort: "8081" }],
+      "53/udp": [{ HostIp: "", HostPort: "5353" }],
+      "22/tcp": [{ HostIp: "", HostPort: "" }],
+    },
+  );
+  assert.throws(() => portBindings({ "80": [["1.2.3.4; rm", 1]] }), /bad host IP/);
+  assert.throws(() => portBindings({ "80": 70000 }), /bad host port/);
+  assert.deepEqual(envLines({ A: "x y", B: 2, C: null }), ["A=x y", "B=2", "C="]);
+  assert.throws(() => envLines({ "": "x" }), /bad variable name/);
+  assert.deepEqual(linkLines({ db: "database" }), ["db:database"]);
+  assert.throws(() => linkLines({ "db;x": "y" }), /not a container id/);
+  assert.throws(() => bounded(2 ** 60, "mem_limit", 0, 2 ** 50), /mem_limit/);
 });
