@@ -8,7 +8,11 @@ import { jsonLines, readMultiplexed, readRaw, type StreamText } from "./streams.
 
 /** The oldest API whose request shapes this client sends (Engine 1.12, 2016). */
 export const CLIENT_MIN_API = "1.24";
-/** The newest API this client has been checked against. */
+/**
+ * The newest API whose documented request and answer shapes match what this
+ * client sends and reads (the tests run Engine 20.10, API 1.41). Newer
+ * daemons still speak it.
+ */
 export const CLIENT_MAX_API = "1.45";
 /** The last API that accepted host settings in the start request's body. */
 const START_BODY_API = "1.23";
@@ -28,9 +32,10 @@ export function chooseApiVersion(
   const lo = daemon.min && compareApi(daemon.min, CLIENT_MIN_API) > 0 ? daemon.min : CLIENT_MIN_API;
   const hi = compareApi(daemon.max, CLIENT_MAX_API) < 0 ? daemon.max : CLIENT_MAX_API;
   if (compareApi(lo, hi) > 0) {
+    const upgrade = compareApi(daemon.max, CLIENT_MIN_API) < 0 ? "Docker Engine" : "dcm-agent";
     throw new DockerError(
       `the Docker daemon speaks API ${daemon.min ?? "?"} to ${daemon.max}; this agent speaks ` +
-        `${CLIENT_MIN_API} to ${CLIENT_MAX_API}; upgrade Docker Engine`,
+        `${CLIENT_MIN_API} to ${CLIENT_MAX_API}; upgrade ${upgrade}`,
     );
   }
   const want = preferred ?? hi;
