@@ -6,8 +6,6 @@
  * come from Debian's docker-registry on 127.0.0.1, never a public registry.
  */
 import assert from "node:assert/strict";
-import { AgentProcess } from "../../scripts/agent_process.ts";
-import { DevManager } from "../../scripts/dev_manager.ts";
 import { DockerClient, dockerSettings } from "../../lib/os/docker/mod.ts";
 import {
   cannotRunDocker,
@@ -16,6 +14,7 @@ import {
   ensureDockerPackages,
   makeDockerCerts,
 } from "../helpers/docker_daemon.ts";
+import { type AgentSession, failed, ok, startAgent } from "../helpers/agent_session.ts";
 
 const IMAGE = "dcmtest/busybox:1";
 const PAGE = 12 * 1024;
@@ -35,43 +34,6 @@ const DOCKER_COMMANDS = [
   "docker_stop_container",
   "docker_top_container",
 ];
-
-type Payload = {
-  return_code: number;
-  reply_type: string;
-  reply_object: unknown;
-  message: string;
-  error_message: string;
-};
-
-/** A manager with one agent whose [docker] section is `docker`. */
-async function startAgent(docker: Record<string, string>) {
-  const manager = await DevManager.start();
-  const agent = await AgentProcess.start({ managerUrl: manager.url, conf: { docker } });
-  const handshake = await manager.waitForHandshake({ timeoutMs: 30_000 }).catch((err) => {
-    throw new Error(`${err.message}\nagent output:\n${agent.output()}`);
-  });
-  const ask = async (command: string, args: Record<string, unknown> = {}) =>
-    (await manager.request(command, args, { timeoutMs: 120_000 })).reply.payload as Payload;
-  const close = async () => {
-    await agent.stop();
-    await agent.cleanup();
-    await manager.close();
-  };
-  return { manager, agent, handshake, ask, close };
-}
-
-function ok(reply: Payload, what: string): Payload {
-  assert.equal(reply.return_code, 0, `${what}: ${JSON.stringify(reply).slice(0, 2000)}`);
-  return reply;
-}
-
-function failed(reply: Payload, pattern: RegExp): string {
-  assert.equal(reply.return_code, 1, JSON.stringify(reply).slice(0, 2000));
-  const text = decodeURIComponent(reply.error_message);
-  assert.match(text, pattern);
-  return text;
-}
 
 /** The parts of the Engine's inspect document the test reads. */
 interface Inspect {
@@ -100,12 +62,12 @@ Deno.test({
     const certDir = await Deno.makeTempDir({ prefix: "dcm-dkr-certs-" });
     let certs: ClientCerts;
     let daemon: DockerDaemon | undefined;
-    let main: Awaited<ReturnType<typeof startAgent>> | undefined;
+    let main: AgentSession | undefined;
     try {
       certs = await makeDockerCerts(certDir);
       daemon = await DockerDaemon.start({ certs });
       const tarball = await daemon.importBusybox(IMAGE);
-      main = await startAgent({ base_url: `unix://${daemon.socket}` });
+      main = await startAgent({ docker: { base_url: `unix://${daemon.socket}` } });
       const { ask } = main;
       const d = daemon;
 
@@ -410,11 +372,13 @@ Deno.test({
 
       await t.step("TLS with the CA and a client certificate", async () => {
         const tls = await startAgent({
-          base_url: `tcp://127.0.0.1:${d.tlsPort}`,
-          tls: "True",
-          ca_cert: certs.caFile,
-          client_cert_path: certs.clientCert,
-          client_key_path: certs.clientKey,
+          docker: {
+            base_url: `tcp://127.0.0.1:${d.tlsPort}`,
+            tls: "True",
+            ca_cert: certs.caFile,
+            client_cert_path: certs.clientCert,
+            client_key_path: certs.clientKey,
+          },
         });
         try {
           const r = ok(await tls.ask("docker_list_images", { name: "dcmtest/busybox" }), "tls");

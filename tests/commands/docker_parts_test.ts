@@ -1,5 +1,5 @@
 /**
- * The pieces of the docker commands that need no daemon: the pager (page
+ * The parts of the docker commands that need no daemon: the pager (page
  * sizes, oversize items, tokens, expiry, bounds), shell-like word splitting,
  * the API version choice and the `[docker]` settings.
  */
