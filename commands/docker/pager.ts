@@ -93,6 +93,7 @@ export class PageStore {
   readonly #maxResults: number;
   readonly #maxBytes: number;
   readonly #now: () => number;
+  #timer?: ReturnType<typeof setInterval>;
 
   constructor(
     options: { maxResults?: number; maxBytes?: number; now?: () => number } = {},
@@ -121,6 +122,7 @@ export class PageStore {
       expires: this.#now() + PAGE_TTL_MS,
     });
     this.#bytes += bytes;
+    this.#watch();
     // Bounded: the oldest results go first (Map keeps insertion order).
     for (const [old, s] of this.#stored) {
       if (this.#stored.size <= this.#maxResults && this.#bytes <= this.#maxBytes) break;
@@ -156,6 +158,18 @@ export class PageStore {
   #drop(token: string, stored: Stored): void {
     this.#stored.delete(token);
     this.#bytes -= stored.bytes;
+    if (this.#stored.size === 0 && this.#timer !== undefined) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  /** While results are stored, sweeps expired ones every minute (without keeping the agent up). */
+  #watch(): void {
+    if (this.#timer !== undefined) return;
+    const timer = setInterval(() => this.#sweep(), 60_000);
+    Deno.unrefTimer(timer);
+    this.#timer = timer;
   }
 
   #sweep(): void {

@@ -158,6 +158,10 @@ Deno.test({
           "stderr only",
         );
         assert.deepEqual(tail.reply_object, { next_token: null, log_data: "to stderr\n" });
+        // A container with a terminal has a raw (not multiplexed) log stream.
+        await d.cli(["run", "-t", "--name", "dcm-e2e-tty", IMAGE, "echo", "on a tty"]);
+        const tty = ok(await ask("docker_get_logs", { container: "dcm-e2e-tty" }), "tty logs");
+        assert.deepEqual(tty.reply_object, { next_token: null, log_data: "on a tty\r\n" });
       });
 
       await t.step("start with host settings, top, restart, stop", async () => {
