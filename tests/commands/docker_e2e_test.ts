@@ -312,7 +312,7 @@ Deno.test({
         );
         failed(
           await ask("docker_pull_repo", { repository: `${remote}:nosuchtag` }),
-          new RegExp(`(Failed to fetch the docker image ${remote} : nosuchtag|not found)`),
+          new RegExp(`^Failed to fetch the docker image ${remote} : nosuchtag : .*not found`),
         );
 
         ok(await ask("docker_delete_image", { name: `${remote}:1` }), "delete image");
