@@ -14,7 +14,9 @@ export type ArgType =
   | "base64_text"
   | "base64_bytes"
   | "json"
-  | "user_name";
+  | "user_name"
+  /** Passed through as given; the command checks it (e.g. a string or a list). */
+  | "any";
 
 /** Declaration of one command argument. */
 export interface ArgSpec {
@@ -110,6 +112,8 @@ function convertArgument(name: string, type: ArgType, value: unknown): unknown {
         }
       }
       throw bad(`must be JSON text or an object, not ${describe(value)}`);
+    case "any":
+      return value;
     case "user_name":
       if (typeof value !== "string") {
         throw bad(`must be a user name string, not ${describe(value)}`);

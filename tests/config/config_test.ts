@@ -165,9 +165,9 @@ type = python_module
 module_name = dcm.agent.plugins.builtin.get_job_description
 immediate = True
 
-[plugin:docker_host]
+[plugin:no_such_command]
 type = python_module
-module_name = dcmdocker.docker_host
+module_name = someext.no_such_command
 
 [plugin:[bad]
 type = python_module
@@ -183,7 +183,7 @@ module_name = x
   assert.equal(table.find("get_job_description")?.execution, "immediate");
   assert.equal(table.find("get_job")?.module.name, "get_job_description");
   assert.equal(table.find("heartbeatx"), undefined, "section names are anchored at both ends");
-  assert.equal(table.find("docker_host"), undefined);
+  assert.equal(table.find("no_such_command"), undefined);
 });
 
 Deno.test("plugin.conf: the default file round-trips to the built-in list", () => {
