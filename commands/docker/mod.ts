@@ -2,7 +2,7 @@
  * Docker: the fourteen docker_* commands, which drive the Docker Engine on
  * this server through its REST API. Each loads the Engine client on first use.
  */
-import type { CommandModule } from "../../lib/core/command.ts";
+import type { CommandModule } from "../../lib/core/mod.ts";
 import createContainer from "./create_container.ts";
 import deleteContainer from "./delete_container.ts";
 import deleteImage from "./delete_image.ts";
