@@ -9,6 +9,7 @@
  */
 import type { CommandModule } from "../lib/core/mod.ts";
 import { COMMANDS as AGENT } from "./agent/mod.ts";
+import { COMMANDS as CONFIG_MANAGEMENT } from "./config_management/mod.ts";
 import { COMMANDS as LIFECYCLE } from "./lifecycle/mod.ts";
 import { COMMANDS as SCRIPTS } from "./scripts/mod.ts";
 import { COMMANDS as STATS } from "./stats/mod.ts";
@@ -17,6 +18,7 @@ import { COMMANDS as USERS } from "./users/mod.ts";
 /** Every command this agent implements, in advertised order. */
 export const BUILTIN_COMMANDS: readonly CommandModule[] = [
   ...AGENT,
+  ...CONFIG_MANAGEMENT,
   ...LIFECYCLE,
   ...SCRIPTS,
   ...STATS,
