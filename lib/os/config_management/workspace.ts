@@ -63,6 +63,31 @@ export function runUser(name: string): PasswdEntry {
   return entry;
 }
 
+/** Fallback parent of the private directory (sticky and world-traversable). */
+const SYSTEM_TEMP = "/tmp";
+
+/** True when `user` can traverse every directory from / down to `dir`. */
+function traversableBy(dir: string, user: PasswdEntry): boolean {
+  let path = "";
+  for (const part of ["", ...dir.split("/").filter((p) => p !== "")]) {
+    path = part === "" ? "/" : `${path === "/" ? "" : path}/${part}`;
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.statSync(path);
+    } catch {
+      return false;
+    }
+    const mode = info.mode ?? 0;
+    const ok = info.uid === user.uid
+      ? (mode & 0o100) !== 0
+      : info.gid === user.gid
+      ? (mode & 0o010) !== 0
+      : (mode & 0o001) !== 0;
+    if (!ok) return false;
+  }
+  return true;
+}
+
 /** A private directory for one run; every file in it is removed by {@linkcode Workspace.remove}. */
 export class Workspace {
   /** The directory (mode 0700, owned by the run user). */
@@ -78,6 +103,11 @@ export class Workspace {
 
   /** Creates the directory under `parent`; throws a clear error when it cannot. */
   static async create(parent: string, settings: RunSettings): Promise<Workspace> {
+    // The run user must reach its files: a temppath inside a private (0700)
+    // base directory is not traversable for it, the system's /tmp always is.
+    if (settings.user.uid !== Deno.uid() && !traversableBy(parent, settings.user)) {
+      parent = SYSTEM_TEMP;
+    }
     let dir: string;
     try {
       dir = await Deno.makeTempDir({ dir: parent, prefix: "dcm-cm-" });
