@@ -27,9 +27,11 @@ export async function startCmAgent(
   options: { conf?: Record<string, Record<string, string>>; env?: Record<string, string> } = {},
 ): Promise<CmAgent> {
   const manager = await DevManager.start();
-  const logDir = await Deno.makeTempDir({ prefix: "dcm-cm-logs-" });
-  const logFile = `${logDir}/agent.log`;
-  const yaml = `${logDir}/logging.yaml`;
+  // The log file lies in the agent's own logs directory, as `configure` puts it (and --report takes it).
+  const baseDir = await Deno.makeTempDir({ prefix: "dcm-agent-test-" });
+  await Deno.mkdir(`${baseDir}/logs`);
+  const logFile = `${baseDir}/logs/agent.log`;
+  const yaml = `${baseDir}/logging.yaml`;
   // Everything at DEBUG, wire log included: the secrets tests read these files.
   await Deno.writeTextFile(
     yaml,
@@ -38,6 +40,7 @@ export async function startCmAgent(
   );
   const agent = await AgentProcess.start({
     managerUrl: manager.url,
+    baseDir,
     conf: { logging: { configfile: yaml }, ...options.conf },
     env: options.env,
   });
@@ -46,6 +49,7 @@ export async function startCmAgent(
   } catch (err) {
     await agent.cleanup();
     await manager.close();
+    await Deno.remove(baseDir, { recursive: true }).catch(() => {});
     throw err;
   }
   return {
@@ -58,7 +62,7 @@ export async function startCmAgent(
       } finally {
         await agent.cleanup();
         await manager.close();
-        await Deno.remove(logDir, { recursive: true }).catch(() => {});
+        await Deno.remove(baseDir, { recursive: true }).catch(() => {});
       }
     },
   };
