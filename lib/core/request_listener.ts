@@ -89,6 +89,8 @@ export class RequestListener {
   #reserved = 0;
   /** Aborts of the long jobs running now (jobs outlive their request's REPLY). */
   #jobAborts = new Set<AbortController>();
+  /** The same aborts by request id: a CANCEL of a long job's request stops the job. */
+  #jobAbortsByRequest = new Map<string, AbortController>();
   #accepting = true;
 
   constructor(options: ListenerOptions) {
@@ -379,11 +381,13 @@ export class RequestListener {
     await this.jobs.markRunning(job);
     const abort = new AbortController();
     this.#jobAborts.add(abort);
+    this.#jobAbortsByRequest.set(job.requestId, abort);
     try {
       const ctx = this.#context(job.requestId, abort.signal);
       await this.jobs.finish(job, await executeCommand(entry.module, job.arguments, ctx));
     } finally {
       this.#jobAborts.delete(abort);
+      this.#jobAbortsByRequest.delete(job.requestId);
     }
   }
 
@@ -462,6 +466,13 @@ export class RequestListener {
 
   #onCancel(id: string): void {
     const flight = this.#inflight.get(id);
+    const job = this.#jobAbortsByRequest.get(id);
+    if (!flight && job) {
+      // The job's REPLY (its description) is sent; its outcome reaches get_job_description.
+      log.info("cancelling the running job of request {id}", { id });
+      job.abort(new Error("cancelled by the manager"));
+      return;
+    }
     if (!flight) {
       if (!this.#o.journal.get(id)) this.#nack(id, `${id} is an unknown ID`);
       return; // Cancelling a finished request is harmless.

@@ -16,6 +16,7 @@ import { b64, configureServer, logFrames, startCmAgent } from "../helpers/config
 import { buildReport } from "../../lib/cli/report.ts";
 import { loadConfig } from "../../lib/config/mod.ts";
 import { runProgram } from "../helpers/run.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 /** The stand-in chef-client; behaviour chosen by the file $RECORD/mode ("ok" or "fail"). */
 function standIn(record: string): string {
@@ -41,6 +42,11 @@ id -u > "$rec/uid"
 echo "Starting Chef Client, environment $env"
 # A leaky tool: the key itself on both streams. The agent must mask it.
 cat "$key"
+if [ "$(cat "$rec/mode")" = hang ]; then
+  sleep 300 &
+  echo $! > "$rec/child-pid"
+  wait
+fi
 if [ "$(cat "$rec/mode")" = fail ]; then
   echo "FATAL: Chef::Exceptions::ValidationFailed: dcm chef test failure"
   exit 1
@@ -162,6 +168,35 @@ Deno.test({
             l.level === "INFO" && /dcm chef test failure/.test(l.message)
           ),
         );
+      });
+
+      await t.step("CANCEL of the job's request stops the whole process tree", async () => {
+        await Deno.writeTextFile(`${record}/mode`, "hang");
+        await Deno.remove(`${record}/child-pid`).catch(() => {});
+        const requestId = `cancel-${crypto.randomUUID()}`;
+        const job = configureServer(cm, base, { timeoutMs: 60_000, requestId });
+        const pid = Number(
+          await waitFor(
+            () => {
+              try {
+                return Deno.readTextFileSync(`${record}/child-pid`).trim() || undefined;
+              } catch {
+                return undefined;
+              }
+            },
+            30_000,
+            "the stand-in's child",
+          ),
+        );
+        const started = performance.now();
+        cm.manager.send({ type: "CANCEL", request_id: requestId });
+        const { reply } = await job;
+        await Deno.writeTextFile(`${record}/mode`, "ok");
+        assert.ok(performance.now() - started < 20_000);
+        assert.notEqual(reply.return_code, 0);
+        assert.match(String(reply.message), /cancelled/);
+        await waitFor(() => !exists(`/proc/${pid}`), 5000, "the child to be killed");
+        assert.ok(!exists((await Deno.readTextFile(`${record}/key-path`)).trim()));
       });
 
       await t.step(

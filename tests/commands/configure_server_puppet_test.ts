@@ -46,7 +46,7 @@ Deno.test({
           await server.setManifest(
             `node default { file { '${target}': content => "hello from puppet\\n" } }\n`,
           );
-          const { job, reply } = await configureServer(cm, args, 180_000);
+          const { job, reply } = await configureServer(cm, args, { timeoutMs: 180_000 });
           assert.equal(job.job_status, "COMPLETE", JSON.stringify(job));
           assert.equal(reply.return_code, 0, JSON.stringify(reply));
           assert.equal(reply.reply_type, "string");
@@ -81,7 +81,7 @@ Deno.test({
         "a failing manifest: Puppet's exit code and its error as the message",
         async () => {
           await server.setManifest(`node default { fail("dcm test failure ${node}") }\n`);
-          const { reply } = await configureServer(cm, args, 180_000);
+          const { reply } = await configureServer(cm, args, { timeoutMs: 180_000 });
           assert.notEqual(reply.return_code, 0, JSON.stringify(reply));
           assert.match(String(reply.message), new RegExp(`dcm test failure ${node}`));
           assert.deepEqual(await leftovers(`${cm.agent.baseDir}/tmp`), []);

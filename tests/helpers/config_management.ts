@@ -78,10 +78,11 @@ export interface JobOutcome {
 export async function configureServer(
   cm: CmAgent,
   args: Record<string, unknown>,
-  timeoutMs = 120_000,
+  options: { timeoutMs?: number; requestId?: string } = {},
 ): Promise<JobOutcome> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
   const first = await cm.agent.whileRunning(
-    cm.manager.request("configure_server", args),
+    cm.manager.request("configure_server", args, { requestId: options.requestId }),
     "starting configure_server",
   );
   const reply0 = first.reply.payload as Frame;
