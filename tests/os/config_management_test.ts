@@ -13,10 +13,10 @@ import {
 } from "../../lib/os/config_management/mod.ts";
 import {
   checkCertname,
-  installCommand,
   parsePuppetServer,
   puppetConf,
 } from "../../lib/os/config_management/puppet.ts";
+import { installCommand } from "../../lib/os/config_management/workspace.ts";
 import { clientRb, rubyString } from "../../lib/os/config_management/chef.ts";
 import { checkPlaybook, isGitEndpoint } from "../../lib/os/config_management/ansible.ts";
 import type { ConfigRequest } from "../../lib/os/config_management/types.ts";

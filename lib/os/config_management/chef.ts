@@ -8,9 +8,9 @@
  */
 import { basename, join } from "node:path";
 import { downloadFile } from "./download.ts";
-import { installCommand } from "./puppet.ts";
 import {
   findProgram,
+  installCommand,
   runAsUser,
   runPrivileged,
   type RunSettings,

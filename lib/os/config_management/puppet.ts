@@ -7,6 +7,7 @@
  */
 import {
   findProgram,
+  installCommand,
   runAsUser,
   runPrivileged,
   type RunSettings,
@@ -133,22 +134,4 @@ async function ensurePuppet(settings: RunSettings, conf: ConfigSettings): Promis
     );
   }
   return installed;
-}
-
-/** The package manager's install command for this platform. */
-export function installCommand(platform: string, pkg: string): string[] {
-  switch (platform) {
-    case "debian":
-    case "ubuntu":
-      return ["apt-get", "install", "-y", "-q", "--no-install-recommends", pkg];
-    case "rhel":
-    case "centos":
-    case "fedora":
-      return [findProgram("dnf") ? "dnf" : "yum", "install", "-y", pkg];
-    default:
-      throw new Error(
-        `cannot install ${pkg} on the platform '${platform}'; install it by hand ` +
-          "or set [platform] name in agent.conf",
-      );
-  }
 }

@@ -237,3 +237,21 @@ export async function runPrivileged(
     signal: settings.signal,
   });
 }
+
+/** The package manager's install command for this platform. */
+export function installCommand(platform: string, pkg: string): string[] {
+  switch (platform) {
+    case "debian":
+    case "ubuntu":
+      return ["apt-get", "install", "-y", "-q", "--no-install-recommends", pkg];
+    case "rhel":
+    case "centos":
+    case "fedora":
+      return [findProgram("dnf") ? "dnf" : "yum", "install", "-y", pkg];
+    default:
+      throw new Error(
+        `cannot install ${pkg} on the platform '${platform}'; install it by hand ` +
+          "or set [platform] name in agent.conf",
+      );
+  }
+}
