@@ -68,6 +68,7 @@ const SYSTEM_TEMP = "/tmp";
 
 /** True when `user` can traverse every directory from / down to `dir`. */
 function traversableBy(dir: string, user: PasswdEntry): boolean {
+  if (user.uid === 0) return true;
   let path = "";
   for (const part of ["", ...dir.split("/").filter((p) => p !== "")]) {
     path = part === "" ? "/" : `${path === "/" ? "" : path}/${part}`;
@@ -118,8 +119,7 @@ export class Workspace {
           `${(err as Error).message}; create the directory or point temppath at a writable one`,
       );
     }
-    const ws = new Workspace(dir, new ToolRunner({ sudo: settings.sudo }), settings.user);
-    return ws;
+    return new Workspace(dir, new ToolRunner({ sudo: settings.sudo }), settings.user);
   }
 
   /** Writes a file (mode 0600 for secrets, else 0644) at `name` inside the directory. */
