@@ -120,6 +120,8 @@ export async function startPuppetServer(): Promise<PuppetServer> {
     server-run-dir: ${dir}/run
     server-log-dir: ${dir}/log
     max-active-instances: 1
+    # JRuby's interpreter only: compiling Ruby to bytecode costs more than it saves here.
+    compile-mode: off
 }
 http-client: {}
 profiler: {}
@@ -137,6 +139,8 @@ profiler: {}
       "-Xmx512m",
       // The C1 compiler only: a much faster start, and these tests are short.
       "-XX:TieredStopAtLevel=1",
+      // One GC thread: the machine has two cores and other tests run beside it.
+      "-XX:+UseSerialGC",
       "-Djruby.logger.class=com.puppetlabs.jruby_utils.jruby.Slf4jLogger",
       "-Djruby.lib=/usr/share/jruby/lib",
       "-jar",
