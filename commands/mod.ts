@@ -9,6 +9,7 @@
  */
 import type { CommandModule } from "../lib/core/mod.ts";
 import { COMMANDS as AGENT } from "./agent/mod.ts";
+import { COMMANDS as CONFIG_MANAGEMENT } from "./config_management/mod.ts";
 import { COMMANDS as DOCKER } from "./docker/mod.ts";
 import { COMMANDS as LIFECYCLE } from "./lifecycle/mod.ts";
 import { COMMANDS as SCRIPTS } from "./scripts/mod.ts";
@@ -21,6 +22,7 @@ import { COMMANDS as USERS } from "./users/mod.ts";
 /** Every command this agent implements, in advertised order. */
 export const BUILTIN_COMMANDS: readonly CommandModule[] = [
   ...AGENT,
+  ...CONFIG_MANAGEMENT,
   ...DOCKER,
   ...LIFECYCLE,
   ...SCRIPTS,

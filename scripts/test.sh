@@ -19,6 +19,8 @@ export NO_COLOR=1
 # Debian packages the system-level tests drive for real.
 PACKAGES=(sudo passwd login procps util-linux iproute2 tmux openssl python3 systemd openssh-client
   docker.io busybox-static docker-registry)
+# configure_server tests: a real Puppet agent and server, Ansible, git for ansible-pull.
+PACKAGES+=(puppet-agent puppetserver ansible-core git)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -228,6 +228,31 @@ export const SCHEMA = {
   },
   configuration_management: {
     chef_client_version: str("11.16.4", "The chef-client version installed for configure_server."),
+    run_timeout: float(
+      3600,
+      "Seconds a configure_server run (Puppet, Chef or Ansible) may take before its whole process tree is killed; 0 means no limit.",
+      { min: 0 },
+    ),
+    puppet_package: str(
+      "puppet-agent",
+      "The package installed with the platform's package manager when configure_server finds no puppet program.",
+    ),
+    chef_config_dir: path(
+      "/etc/chef",
+      "Where configure_server writes Chef's client.rb (the previous one is kept as client.rb.orig).",
+    ),
+    chef_installer_url: str(
+      null,
+      "An http(s) URL of a Chef client installer (a .deb, .rpm or an install script run with -v chef_client_version), used when chef-client is missing. Needs chef_installer_sha256.",
+    ),
+    chef_installer_sha256: str(
+      null,
+      "The SHA-256 hex digest of the file at chef_installer_url; the agent checks it before running the installer.",
+    ),
+    chef_package: str(
+      null,
+      "A package of this platform that provides chef-client, installed when it is missing and no installer URL is set.",
+    ),
   },
   test: {
     skip_handshake: bool(false, "Unused.", { hidden: true }),

@@ -185,6 +185,10 @@ export class RequestAdmission {
   #onCancel(id: string): void {
     const { inflight, outbox, options } = this.#s;
     const flight = inflight.get(id);
+    if (!flight && this.#runner.cancelJob(id)) {
+      log.info("cancelling the running job of request {id}", { id });
+      return;
+    }
     if (!flight) {
       if (!options.journal.get(id)) outbox.nack(id, `${id} is an unknown ID`);
       return; // Cancelling a finished request is harmless.

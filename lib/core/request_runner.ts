@@ -50,6 +50,8 @@ export class RequestRunner {
   #reserved = 0;
   /** Aborts of the long jobs running now (jobs outlive their request's REPLY). */
   #jobAborts = new Set<AbortController>();
+  /** The same aborts by request id: a CANCEL of a long job's request stops the job. */
+  #jobAbortsByRequest = new Map<string, AbortController>();
 
   constructor(state: ListenerState, delivery: ReplyDelivery) {
     const { options } = state;
@@ -102,6 +104,17 @@ export class RequestRunner {
     }, () => {
       if (reserves) this.#reserved--; // NACKed by admission
     });
+  }
+
+  /**
+   * Stops the running long job of request `id`; false if there is none. The job's REPLY (its
+   * description) is already sent: its outcome reaches get_job_description.
+   */
+  cancelJob(id: string): boolean {
+    const abort = this.#jobAbortsByRequest.get(id);
+    if (!abort) return false;
+    abort.abort(new Error("cancelled by the manager"));
+    return true;
   }
 
   /** Takes a request that waits for a worker out of the queue; true if it was queued. */

@@ -195,7 +195,7 @@ Deno.test("agent.conf layout follows SCHEMA: every visible key once, commented, 
     for (const [i, line] of lines.entries()) {
       const header = /^\[(.+)\]$/.exec(line);
       if (header) section = header[1];
-      const key = /^#?([a-z_]+)=/.exec(line);
+      const key = /^#?([a-z0-9_]+)=/.exec(line);
       if (!key) continue;
       seen.push(`${section}.${key[1]}`);
       const spec = (SCHEMA as Record<string, Record<string, OptionSpec<unknown>>>)[section][key[1]];
@@ -216,6 +216,9 @@ Deno.test("agent.conf layout follows SCHEMA: every visible key once, commented, 
       "platform.name",
       "platform.version",
       "extra.package_name",
+      "configuration_management.chef_installer_url",
+      "configuration_management.chef_installer_sha256",
+      "configuration_management.chef_package",
     ]);
     assert.doesNotMatch(text, /skip_handshake|source_file/);
   });
