@@ -243,6 +243,7 @@ export class RequestRunner {
     await this.jobs.markRunning(job);
     const abort = new AbortController();
     this.#jobAborts.add(abort);
+    this.#jobAbortsByRequest.set(job.requestId, abort);
     try {
       const ctx = this.#context(job.requestId, abort.signal);
       const result = await executeCommand(entry.module, job.arguments, ctx);
@@ -259,6 +260,7 @@ export class RequestRunner {
       await this.jobs.finish(job, result);
     } finally {
       this.#jobAborts.delete(abort);
+      this.#jobAbortsByRequest.delete(job.requestId);
     }
   }
 
