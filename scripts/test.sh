@@ -17,7 +17,7 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 export NO_COLOR=1
 
 # Debian packages the system-level tests drive for real.
-PACKAGES=(sudo passwd login procps util-linux iproute2 tmux openssl python3 systemd)
+PACKAGES=(sudo passwd login procps util-linux iproute2 tmux openssl python3 systemd faketime)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
