@@ -5,3 +5,4 @@ export * from "./logger.ts";
 export * from "./redact.ts";
 export * from "./rotating_file_sink.ts";
 export * from "./setup.ts";
+export * from "./throttle.ts";
