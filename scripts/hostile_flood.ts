@@ -130,6 +130,8 @@ export interface MeasureFloodOptions {
   idleSeconds?: number;
   /** Seconds to wait after the flood for memory to settle; default 30. */
   settleSeconds?: number;
+  /** Stop waiting once RSS is at most this many times the idle figure. */
+  settleRatio?: number;
 }
 
 /** RSS figures of a flood, in MB, and the ratios to the idle figure. */
@@ -176,6 +178,7 @@ export async function measureFlood(
   for (let i = 0; i < (options.settleSeconds ?? 30) * 2; i++) {
     await sleep(500);
     settled = Math.min(settled, rssKb(pid));
+    if (options.settleRatio && settled <= idle * options.settleRatio) break;
   }
   return {
     ...result,
