@@ -226,6 +226,7 @@ Deno.test("agent: 10,000 requests queued while disconnected arrive in a burst: e
       } catch { /* exiting */ }
     }, 50);
     const t0 = performance.now();
+    const healedAt = Date.now();
     r.proxy.heal();
     let results;
     try {
@@ -249,14 +250,17 @@ Deno.test("agent: 10,000 requests queued while disconnected arrive in a burst: e
       most = Math.max(most, running);
     }
     assert.ok(most <= workers, `at most ${workers} scripts at once (saw ${most})`);
-    const acks = new Set(
-      r.manager.frames.slice(Math.max(0, since - (r.manager.frameCount - r.manager.frames.length)))
-        .flatMap((f) =>
-          f.dir === "in" && typeof f.frame === "object" && f.frame.type === "ACK"
-            ? [f.frame.request_id]
-            : []
-        ),
-    );
+    const inFrames = r.manager.frames
+      .slice(Math.max(0, since - (r.manager.frameCount - r.manager.frames.length)))
+      .filter((f) => f.dir === "in" && typeof f.frame === "object");
+    const ackFrames = inFrames.filter((f) => (f.frame as Frame).type === "ACK");
+    const acks = new Set(ackFrames.map((f) => (f.frame as Frame).request_id));
+    const lastAt = (type: string, prefix: RegExp) =>
+      (Math.max(
+        ...inFrames.filter((f) =>
+          (f.frame as Frame).type === type && prefix.test(String((f.frame as Frame).request_id))
+        ).map((f) => f.at),
+      ) - healedAt) / 1000;
     assert.equal(acks.size, total, "every request was ACKed");
     const nacks = r.manager.frames.filter((f) =>
       f.dir === "in" && typeof f.frame === "object" && f.frame.type === "NACK"
@@ -267,7 +271,8 @@ Deno.test("agent: 10,000 requests queued while disconnected arrive in a burst: e
     console.log(
       `burst: ${total} requests (${scripts} scripts) answered in ${seconds.toFixed(2)} s = ` +
         `${Math.round(total / seconds)} requests/s; RSS idle ${Math.round(idleKb / 1024)} MB, ` +
-        `peak ${Math.round(peakKb / 1024)} MB, after ${Math.round(settledKb / 1024)} MB`,
+        `peak ${Math.round(peakKb / 1024)} MB, after ${Math.round(settledKb / 1024)} MB; ` +
+        `all ACKed after ${lastAt("ACK", /./).toFixed(2)} s`,
     );
     assert.ok(peakKb < idleKb + 128 * 1024, `memory stays bounded (peak ${peakKb} kB)`);
     const hb = await r.manager.request("heartbeat", {});
