@@ -1,12 +1,13 @@
 /**
  * `deno task bench`: measures the agent as a separate process with a fresh
  * base dir and prints one JSON object with the results and the budgets:
- * start-up to handshake, idle RSS and CPU, heartbeat latency and throughput.
+ * start-up to handshake, idle RSS and CPU, heartbeat latency and throughput,
+ * and RSS under a flood of hostile frames (on a fresh agent) against its idle figure.
  * The agent runs as the compiled binary would: with its runtime flags and
  * without the checkout's deno.json, lockfile and npm resolution.
  *
  *   deno run -A scripts/bench.ts [--idle-seconds 30] [--runs 5] [--heartbeats 200]
- *     [--requests 3000] [--in-flight 50] [--entry main.ts] [--strict]
+ *     [--requests 3000] [--in-flight 50] [--flood 100000] [--entry main.ts] [--strict]
  *
  * Progress goes to stderr; stdout carries only the JSON object.
  */
@@ -14,6 +15,8 @@ import { parseArgs } from "node:util";
 import { AGENT_RUNTIME_FLAGS } from "../lib/config/runtime_flags.ts";
 import { AgentProcess, killAllAgents } from "./agent_process.ts";
 import { DevManager } from "./dev_manager.ts";
+import { measureFlood } from "./hostile_flood.ts";
+import { median, percentile, round } from "./bench_stats.ts";
 
 /** The performance budgets the results are compared with. */
 const BUDGETS = {
@@ -21,6 +24,7 @@ const BUDGETS = {
   idle_rss_mb: 42,
   heartbeat_latency_p50_ms: 1,
   throughput_replies_per_s: 2000,
+  flood_rss_ratio: 1.5,
 } as const;
 
 /** Agent settings as shipped, so idle traffic and timers are what production sees. */
@@ -39,6 +43,7 @@ interface BenchOptions {
   heartbeats: number;
   requests: number;
   inFlight: number;
+  flood: number;
   entry?: string;
   strict: boolean;
 }
@@ -49,25 +54,6 @@ function progress(message: string): void {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function round(n: number, digits = 2): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
-
-/** Nearest-rank percentile of an ascending array. */
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
-}
-
-/** Median of the values. */
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 function positiveInt(name: string, value: string): number {
@@ -87,6 +73,7 @@ function parseOptions(args: string[]): BenchOptions {
       heartbeats: { type: "string", default: "200" },
       requests: { type: "string", default: "3000" },
       "in-flight": { type: "string", default: "50" },
+      flood: { type: "string", default: "100000" },
       entry: { type: "string" },
       strict: { type: "boolean", default: false },
     },
@@ -97,6 +84,7 @@ function parseOptions(args: string[]): BenchOptions {
     heartbeats: positiveInt("heartbeats", values.heartbeats),
     requests: positiveInt("requests", values.requests),
     inFlight: positiveInt("in-flight", values["in-flight"]),
+    flood: positiveInt("flood", values.flood),
     entry: values.entry,
     strict: values.strict,
   };
@@ -333,6 +321,11 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
     const elapsedMs = await runConcurrent(manager, agent, options.requests, options.inFlight);
     const throughput = options.requests / (elapsedMs / 1000);
 
+    progress(`flood: ${options.flood} hostile frames at a fresh agent, then 30 s to settle`);
+    const fresh = await startConnected(options);
+    const flood = await measureFlood(fresh.manager, fresh.agent.pid, { count: options.flood })
+      .finally(fresh.close);
+
     const startup = median(startups);
     const results = {
       startup_to_handshake_ms: round(startup, 1),
@@ -340,6 +333,8 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
       idle_cpu_percent: round(idle.cpuPercent, 3),
       heartbeat_latency_ms: latency,
       throughput_replies_per_s: Math.round(throughput),
+      // Peak RSS during the flood over the same agent's idle RSS just before it.
+      flood_rss_ratio: flood.peak_ratio,
     };
     return {
       ...results,
@@ -349,6 +344,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
         idle_rss_mb: idle.peak.kb / 1024 <= BUDGETS.idle_rss_mb,
         heartbeat_latency_p50_ms: latency.p50 <= BUDGETS.heartbeat_latency_p50_ms,
         throughput_replies_per_s: throughput >= BUDGETS.throughput_replies_per_s,
+        flood_rss_ratio: flood.peak_ratio <= BUDGETS.flood_rss_ratio,
       },
       details: {
         startup_runs_ms: startups.map((ms) => round(ms, 1)),
@@ -361,6 +357,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
         heartbeats: options.heartbeats,
         throughput_requests: options.requests,
         throughput_in_flight: options.inFlight,
+        flood,
         entry: options.entry ?? Deno.env.get("DCM_AGENT_TEST_ENTRY") ?? "main.ts",
         deno: Deno.version.deno,
       },

@@ -21,6 +21,8 @@ PACKAGES=(sudo passwd login procps util-linux iproute2 tmux openssl python3 syst
   docker.io busybox-static docker-registry)
 # configure_server tests: a real Puppet agent and server, Ansible, git for ansible-pull.
 PACKAGES+=(puppet-agent puppetserver ansible-core git)
+# clock_jump_test: a wall clock moved under libfaketime.
+PACKAGES+=(faketime)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

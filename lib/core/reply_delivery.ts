@@ -20,6 +20,7 @@ const MAX_UNSTORED = 1000;
 
 interface Awaiting {
   messageId: string;
+  /** performance.now() of the next retransmission: a wall-clock step must not stall or flood it. */
   due: number;
 }
 
@@ -93,8 +94,9 @@ export class ReplyDelivery {
     if (nacked) return;
     // Retransmission reads the reply back from the journal; an unstored one is sent once and
     // the manager's retransmitted REQUEST asks for it again.
-    if (stored) this.#awaiting.set(id, { messageId, due: Date.now() + this.#retransmitMs() });
-    else this.#rememberUnstored(id);
+    if (stored) {
+      this.#awaiting.set(id, { messageId, due: performance.now() + this.#retransmitMs() });
+    } else this.#rememberUnstored(id);
     outbox.send(replyFrame(outbox.env(id, messageId), reply));
   }
 
@@ -170,7 +172,7 @@ export class ReplyDelivery {
   #retransmit(): void {
     const { outbox, options } = this.#s;
     if (!options.transport.isOpen() || this.#awaiting.size === 0) return;
-    const now = Date.now();
+    const now = performance.now();
     for (const [id, a] of this.#awaiting) {
       if (a.due > now) continue;
       const row = options.journal.get(id);

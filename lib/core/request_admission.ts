@@ -6,7 +6,7 @@
  * or the earlier NACK again. CANCEL, STATUS and HEMLOCK are answered here too;
  * ACK/NACK of a REPLY go to reply delivery, ALERT_ACK to the alert sender.
  */
-import { CONSOLE_CATEGORY, getLogger } from "../logging/mod.ts";
+import { CONSOLE_CATEGORY, getLogger, LogThrottle } from "../logging/mod.ts";
 import {
   ackFrame,
   type IncomingMessage,
@@ -24,6 +24,8 @@ const consoleLog = getLogger(CONSOLE_CATEGORY);
 
 /** Outstanding requests allowed when `[messaging] max_at_once` is -1. */
 const MAX_OUTSTANDING = 10000;
+/** Malformed messages logged one by one per minute; the rest are counted in one line. */
+const MALFORMED_LOGGED_PER_MINUTE = 10;
 
 /** Turns incoming frames into journalled requests and answers the control frames. */
 export class RequestAdmission {
@@ -31,6 +33,14 @@ export class RequestAdmission {
   #runner: RequestRunner;
   #delivery: ReplyDelivery;
   #accepting = true;
+  #malformed = new LogThrottle({
+    burst: MALFORMED_LOGGED_PER_MINUTE,
+    periodMs: 60_000,
+    onSuppressed: (n) =>
+      log.warn("rejected {n} more malformed messages in the last minute (not logged one by one)", {
+        n,
+      }),
+  });
 
   constructor(state: ListenerState, parts: { runner: RequestRunner; delivery: ReplyDelivery }) {
     this.#s = state;
@@ -47,7 +57,9 @@ export class RequestAdmission {
   handleFrame(text: string): void {
     const parsed = parseFrame(text);
     if (!parsed.ok) {
-      logRejected(parsed.requestId, "(malformed message)", parsed.error);
+      if (this.#malformed.allow()) {
+        logRejected(parsed.requestId, "(malformed message)", parsed.error);
+      }
       this.#s.outbox.nack(parsed.requestId, parsed.error);
       return;
     }

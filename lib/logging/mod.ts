@@ -7,3 +7,4 @@ export { redactSecrets, scrubSecrets } from "./redact.ts";
 export * from "./rotating_file_sink.ts";
 export { configureLogging, type LoggingOptions, shutdownLogging } from "./setup.ts";
 export type { OwnerIds, UserResolver } from "./handlers.ts";
+export * from "./throttle.ts";

@@ -172,9 +172,10 @@ function hooksFor(ctx: Context): CloudHooks {
 function amazonHooks(ctx: Context, base: string): CloudHooks {
   // The token service sits at the root of the metadata host, whatever the base path.
   const tokenUrl = URL.canParse(base) ? new URL("/latest/api/token", base).href : "";
+  // `until` is on the monotonic clock: a wall-clock step must not keep a stale token for hours.
   let cached: { token: string | null; until: number } | undefined;
   async function get(path: string, signal: AbortSignal): Promise<string | null> {
-    if (tokenUrl && (!cached || cached.until < Date.now())) {
+    if (tokenUrl && (!cached || cached.until < performance.now())) {
       const res = await request(ctx, tokenUrl, signal, {
         method: "PUT",
         headers: { "X-aws-ec2-metadata-token-ttl-seconds": String(IMDS_TOKEN_TTL_S) },
@@ -184,7 +185,7 @@ function amazonHooks(ctx: Context, base: string): CloudHooks {
         const ok = res.status === 200 && res.text !== "";
         // Renew a token 10 minutes before it expires; ask again for one after 5 minutes.
         const keepMs = ok ? (IMDS_TOKEN_TTL_S - 600) * 1000 : 300_000;
-        cached = { token: ok ? res.text : null, until: Date.now() + keepMs };
+        cached = { token: ok ? res.text : null, until: performance.now() + keepMs };
       }
     }
     const headers: Record<string, string> = cached?.token

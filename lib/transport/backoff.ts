@@ -19,7 +19,7 @@ export interface BackoffOptions {
   maxMs: number;
   /** Fraction of the delay that may be cut by jitter, 0 to 1; default 0.2. */
   jitter?: number;
-  /** Clock in ms (tests inject one). */
+  /** Monotonic clock in ms, so a wall-clock step neither stalls nor hurries a retry (tests inject one). */
   now?: () => number;
   /** Uniform random number in [0, 1) (tests inject one). */
   random?: () => number;
@@ -40,7 +40,7 @@ export class Backoff {
     this.#max = Math.max(options.maxMs, options.initialMs);
     this.#current = this.#initial;
     this.#jitter = Math.min(Math.max(options.jitter ?? 0.2, 0), 1);
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? (() => performance.now());
     this.#random = options.random ?? Math.random;
     this.#readyAt = this.#now();
   }

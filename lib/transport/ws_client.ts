@@ -24,6 +24,7 @@ import {
 import { toWsError, WsError, type WsErrorKind } from "./ws_error.ts";
 import { type ByteStream, closeQuietly, openStream, parseTarget } from "./ws_socket.ts";
 import { upgrade } from "./ws_upgrade.ts";
+import { SendQueue } from "./ws_send_queue.ts";
 
 export { WsError, type WsErrorKind } from "./ws_error.ts";
 
@@ -47,6 +48,8 @@ export interface WsClientOptions {
   checkHostname?: boolean;
   /** Accept any certificate for wss:// without verification (insecure; loads node:tls on first use). */
   allowUnknownCerts?: boolean;
+  /** Milliseconds the client waits, having stopped reading, for a peer that reads nothing before it drops the connection (default 10000). */
+  stallTimeoutMs?: number;
   /** Aborts the connect and upgrade; no effect once the promise has resolved. */
   signal?: AbortSignal;
   /** A complete text (or binary, decoded as UTF-8) message. */
@@ -85,6 +88,14 @@ export interface WsClient {
 
 const READ_BUFFER_BYTES = 64 * 1024;
 const DEFAULT_CLOSE_TIMEOUT_MS = 1000;
+const DEFAULT_STALL_TIMEOUT_MS = 10_000;
+/**
+ * Reading stops while more than this waits to be sent, and resumes below the
+ * second figure: a peer that sends faster than it reads (each bad frame earns
+ * a NACK) is slowed by TCP instead of growing the agent's memory.
+ */
+const READ_PAUSE_BYTES = 256 * 1024;
+const READ_RESUME_BYTES = 64 * 1024;
 
 const encoder = new TextEncoder();
 
@@ -143,11 +154,8 @@ class Client implements WsClient {
   #endCode = 1006;
   #endReason = "";
 
-  // Sending: frames are written one at a time, in order.
-  #queue: Uint8Array[] = [];
-  #bufferedAmount = 0;
-  #writing = false;
-  #writer: Promise<void> = Promise.resolve();
+  /** Sending: frames are written in order, small ones batched. */
+  #send: SendQueue;
 
   /** Parses what the server sends; stopped after a close frame, a failure or the end. */
   #decoder: FrameDecoder;
@@ -157,6 +165,7 @@ class Client implements WsClient {
     this.#options = options;
     this.protocol = protocol;
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
+    this.#send = new SendQueue(stream, (err) => this.#onWriteError(err));
     this.#decoder = new FrameDecoder({
       onMessage: (text) => emit(() => this.#options.onMessage?.(text)),
       onPing: (data) => {
@@ -175,7 +184,7 @@ class Client implements WsClient {
   }
 
   get bufferedAmount(): number {
-    return this.#bufferedAmount;
+    return this.#send.bufferedAmount;
   }
 
   send(text: string): void {
@@ -236,8 +245,9 @@ class Client implements WsClient {
     this.#state = "closed";
     this.#decoder.stop();
     clearTimeout(this.#closeTimer);
+    this.#send.close();
     closeQuietly(this.#stream);
-    void Promise.all([this.#reader, this.#writer]).then(() => {
+    void Promise.all([this.#reader, this.#send.idle]).then(() => {
       emit(() => this.#options.onClose?.(this.#endCode, this.#endReason));
       this.#resolveClosed();
     });
@@ -249,7 +259,7 @@ class Client implements WsClient {
     this.#endReason = reason;
     if (!this.#closeSent) this.#sendClose(code === 1005 ? 0 : code, "");
     // Both sides have closed once ours is written; the close timer bounds a stuck write.
-    void this.#writer.then(() => this.#finish());
+    void this.#send.idle.then(() => this.#finish());
   }
 
   /** Reports a failure the decoder found (it reads nothing more) and tells the server with close `code`. */
@@ -262,38 +272,40 @@ class Client implements WsClient {
   }
 
   #enqueue(frame: Uint8Array): void {
-    this.#queue.push(frame);
-    this.#bufferedAmount += frame.length;
-    if (this.#writing) return;
-    this.#writing = true;
-    this.#writer = this.#write();
+    this.#send.push(frame);
   }
 
-  async #write(): Promise<void> {
-    try {
-      while (this.#queue.length > 0 && this.#state !== "closed") {
-        const frame = this.#queue[0];
-        let offset = 0;
-        while (offset < frame.length) {
-          const n = await this.#stream.write(frame.subarray(offset));
-          offset += n;
-          this.#bufferedAmount -= n;
-        }
-        this.#queue.shift();
-      }
-    } catch (err) {
-      if (this.#state !== "closed") {
-        const error = toWsError(err);
-        emit(() =>
-          this.#options.onError?.(
-            new WsError(error.kind, `cannot write to the websocket: ${error.message}`),
-          )
-        );
-        this.#finish();
-      }
-    } finally {
-      this.#writing = false;
+  #onWriteError(err: unknown): void {
+    if (this.#state === "closed") return;
+    const error = toWsError(err);
+    emit(() =>
+      this.#options.onError?.(
+        new WsError(error.kind, `cannot write to the websocket: ${error.message}`),
+      )
+    );
+    this.#finish();
+  }
+
+  /** Waits while too much is queued for sending; false (and the connection dropped) if the peer reads nothing. */
+  async #backpressure(): Promise<boolean> {
+    if (this.#send.bufferedAmount <= READ_PAUSE_BYTES) return true;
+    const stallMs = this.#options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    if (await this.#send.drainTo(READ_RESUME_BYTES, stallMs)) return this.#state !== "closed";
+    if (this.#state !== "closed") {
+      const waiting = this.#send.bufferedAmount;
+      emit(() =>
+        this.#options.onError?.(
+          new WsError(
+            "timeout",
+            `the manager stopped reading (${waiting} bytes waiting, none taken for ${
+              stallMs / 1000
+            } s)`,
+          ),
+        )
+      );
+      this.#finish();
     }
+    return false;
   }
 
   async #read(rest: Uint8Array): Promise<void> {
@@ -303,6 +315,7 @@ class Client implements WsClient {
     if (rest.length > 0 && !this.#decoder.stopped) this.#decoder.push(rest);
     const buffer = new Uint8Array(READ_BUFFER_BYTES);
     while (this.#state !== "closed") {
+      if (!await this.#backpressure()) return;
       let n: number | null;
       try {
         n = await this.#stream.read(buffer);
