@@ -35,6 +35,8 @@ export interface LoadConfigOptions {
   env?: (name: string) => string | undefined;
   /** Skip `/dcm/etc/agent.conf` (tests). */
   skipSystemFile?: boolean;
+  /** Default true; false lets `status` read a configuration without a manager URL. */
+  requireManagerUrl?: boolean;
 }
 
 /** The config files to read, in order: existing files only, duplicates skipped. */
@@ -87,7 +89,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AgentConfig {
     }
     mergeText(raw, text, file);
   }
-  return buildConfig(raw, files);
+  return buildConfig(raw, files, options.requireManagerUrl ?? true);
 }
 
 /** Parses agent.conf text on its own (used by configure -r and tests). */
@@ -114,7 +116,11 @@ function mergeText(raw: Map<string, Map<string, RawValue>>, text: string, file: 
   }
 }
 
-function buildConfig(raw: Map<string, Map<string, RawValue>>, files: string[]): AgentConfig {
+function buildConfig(
+  raw: Map<string, Map<string, RawValue>>,
+  files: string[],
+  requireAll = true,
+): AgentConfig {
   const config: Record<string, unknown> = { files };
   for (const section of Object.keys(SCHEMA) as SectionName[]) {
     const specs = SCHEMA[section] as Record<string, OptionSpec<unknown>>;
@@ -132,7 +138,7 @@ function buildConfig(raw: Map<string, Map<string, RawValue>>, files: string[]): 
   }
   const cfg = config as unknown as AgentConfig;
   applyDerivedDefaults(cfg);
-  checkRequired(cfg, raw);
+  if (requireAll) checkRequired(cfg, raw);
   return cfg;
 }
 

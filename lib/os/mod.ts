@@ -12,3 +12,4 @@ export * from "./proc_stats.ts";
 export * from "./process_runner.ts";
 export * from "./system_adapter.ts";
 export * from "./token.ts";
+export * from "./instance_lock.ts";
