@@ -102,7 +102,11 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const stats = new StatRegistry();
   const rejections = new RejectionCounter(journal);
   const managerUrl = () => config.connection.agentmanager_url ?? "";
-  void recordConnection(journal, { connected: false, url: managerUrl(), reason: "starting" });
+  void recordConnection(journal, {
+    connected: false,
+    url: managerUrl(),
+    reason: "not connected yet",
+  });
   const live: { notify?: ServiceNotify | null; connectedSince?: string } = {};
 
   const listener = new RequestListener({

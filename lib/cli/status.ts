@@ -114,7 +114,7 @@ export function collectStatus(config: AgentConfig): StatusFacts {
 /** The text report, one labelled fact per line. */
 export function renderStatus(f: StatusFacts, color: boolean): string[] {
   const paint = (c: Color, t: string) => color ? `${COLORS[c]}${t}${COLORS.reset}` : t;
-  const row = (label: string, value: string) => `${`${label}:`.padEnd(32)}${value}`;
+  const row = (label: string, value: string) => `${`${label}:`.padEnd(38)}${value}`;
   const lines: string[] = [];
   const p = f.process;
   lines.push(row(
@@ -218,7 +218,7 @@ function connectionFacts(
       connected: false,
       since: null,
       reason: "the agent is not running" +
-        (record?.connected === false && since ? `; it last disconnected at ${since}` : ""),
+        (record ? `; last recorded at ${since}: ${record.reason ?? "connected"}` : ""),
     };
   }
   if (!record || record.pid !== p.pid) {

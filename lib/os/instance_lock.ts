@@ -31,7 +31,7 @@ export class AlreadyRunningError extends Error {
   /** The running agent, as its lock file says (pid null when it could not be read). */
   owner: LockOwner;
   constructor(file: string, owner: LockOwner) {
-    const who = owner.pid === null ? "another dcm-agent" : `dcm-agent pid ${owner.pid}`;
+    const who = owner.pid === null ? "another agent" : `another agent (pid ${owner.pid})`;
     const conf = owner.configFiles.length
       ? ` with ${owner.configFiles.join(", ")}`
       : " (its config file is not known)";
