@@ -102,11 +102,6 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const stats = new StatRegistry();
   const rejections = new RejectionCounter(journal);
   const managerUrl = () => config.connection.agentmanager_url ?? "";
-  void recordConnection(journal, {
-    connected: false,
-    url: managerUrl(),
-    reason: "not connected yet",
-  });
   const live: { notify?: ServiceNotify | null; connectedSince?: string } = {};
 
   const listener = new RequestListener({
@@ -140,6 +135,12 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     onHemlock: hemlock,
   });
   await listener.start();
+  // After start-up recovery, which needs the journal to itself.
+  void recordConnection(journal, {
+    connected: false,
+    url: managerUrl(),
+    reason: "not connected yet",
+  });
 
   const connection = new Connection({
     config,
