@@ -28,6 +28,7 @@ export class ServiceNotify {
   #lastStatus = "";
   #timer: ReturnType<typeof setTimeout> | undefined;
   #failed = false;
+  #stopping = false;
   /** Milliseconds between WATCHDOG=1 pings; 0 when systemd wants none. */
   readonly watchdogMs: number;
 
@@ -66,16 +67,16 @@ export class ServiceNotify {
 
   /** Sends STATUS= now if it changed (connects, disconnects). */
   refresh(): void {
+    if (this.#stopping) return;
     const text = this.#status();
     if (text === this.#lastStatus) return;
     this.#lastStatus = text;
     this.#send(`STATUS=${text}`);
   }
 
-  /** Sends STOPPING=1 and stops the pings. */
+  /** Sends STOPPING=1; the pings go on, so a shutdown that hangs is caught too. */
   stopping(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#stopping = true;
     this.#send("STOPPING=1\nSTATUS=stopping: waiting for running commands");
   }
 

@@ -41,6 +41,10 @@ Deno.test("watchdog: pings come from the event loop, so a blocked loop sends non
     assert.ok(sock.drain().some((n) => n.message === "WATCHDOG=1"), "pings resume");
     notify.stopping();
     assert.match(sock.drain().at(-1)!.message, /^STOPPING=1\n/);
+    // A shutdown that hangs is caught as well: the pings go on, the status stays.
+    await sleep(300);
+    const late = sock.drain().map((n) => n.message);
+    assert.ok(late.length > 0 && late.every((m) => m === "WATCHDOG=1"), late.join("|"));
   } finally {
     notify.close();
     sock.close();
