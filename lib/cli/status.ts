@@ -44,7 +44,8 @@ export interface StatusFacts {
   config_files: string[];
   manager_url: string | null;
   process: ProcessFacts;
-  connection: { connected: boolean; since: string | null; reason: string | null };
+  /** `connected` is null when it cannot be known (the journal cannot be read). */
+  connection: { connected: boolean | null; since: string | null; reason: string | null };
   agent_state: { state: string; detail: string };
   requests: {
     processed: number;
@@ -53,7 +54,8 @@ export interface StatusFacts {
     replying: number;
     replies_rejected: number;
   };
-  journal: { file: string; found: boolean; reset: JournalReset | null };
+  /** `error`: why an existing journal could not be read (e.g. not root). */
+  journal: { file: string; found: boolean; error: string | null; reset: JournalReset | null };
 }
 
 const COLORS = { green: "\x1b[32m", red: "\x1b[31m", yellow: "\x1b[33m", reset: "\x1b[0m" };
@@ -77,6 +79,7 @@ export function collectStatus(config: AgentConfig): StatusFacts {
   let rejected = 0;
   let agentState: string | undefined;
   let found = false;
+  let error: string | null = null;
   try {
     const journal = Journal.open(dbfile, { readOnly: true });
     found = true;
@@ -90,16 +93,22 @@ export function collectStatus(config: AgentConfig): StatusFacts {
     } finally {
       journal.close();
     }
-  } catch {
-    // No journal yet: the agent never ran here.
+  } catch (err) {
+    // No journal yet means the agent never ran here; anything else is worth saying.
+    if (exists(dbfile)) error = (err as Error).message;
   }
   const process = processFacts(config.storage.base_dir!);
+  const unreadable = "the journal cannot be read";
   return {
     config_files: config.files,
     manager_url: config.connection.agentmanager_url,
     process,
-    connection: connectionFacts(process, connection),
-    agent_state: initState(initStates, agentState, found),
+    connection: error
+      ? { connected: null, since: null, reason: unreadable }
+      : connectionFacts(process, connection),
+    agent_state: error
+      ? { state: "UNKNOWN", detail: unreadable }
+      : initState(initStates, agentState, found),
     requests: {
       processed: counts.REPLY_ACKED ?? 0,
       rejected: rejected + (counts.NACKED ?? 0),
@@ -107,7 +116,7 @@ export function collectStatus(config: AgentConfig): StatusFacts {
       replying: counts.REPLY ?? 0,
       replies_rejected: counts.REPLY_NACKED ?? 0,
     },
-    journal: { file: dbfile, found, reset },
+    journal: { file: dbfile, found, error, reset },
   };
 }
 
@@ -144,6 +153,8 @@ export function renderStatus(f: StatusFacts, color: boolean): string[] {
     "connection",
     c.connected
       ? `${paint("green", "CONNECTED")}${since}`
+      : c.connected === null
+      ? `${paint("yellow", "UNKNOWN")} (${c.reason})`
       : `${paint(p.running ? "red" : "yellow", "NOT CONNECTED")}${since}${
         c.reason ? ` (${c.reason})` : ""
       }`,
@@ -164,7 +175,14 @@ export function renderStatus(f: StatusFacts, color: boolean): string[] {
   lines.push(row("replies awaiting the manager's ACK", String(r.replying)));
   lines.push(row("replies rejected by the manager", String(r.replies_rejected)));
   lines.push(
-    row("journal", f.journal.found ? f.journal.file : `${f.journal.file} (not created yet)`),
+    row(
+      "journal",
+      f.journal.found
+        ? f.journal.file
+        : f.journal.error
+        ? `${f.journal.file} ${paint("red", `cannot be read: ${f.journal.error}`)} (run as root)`
+        : `${f.journal.file} (not created yet)`,
+    ),
   );
   const reset = f.journal.reset;
   if (reset) {
@@ -289,4 +307,14 @@ function readProcess(pid: number): { started: string; user: string; status: stri
 
 function userName(uid: string): string {
   return (/^\d+$/.test(uid) ? userNameOf(Number(uid)) : undefined) ?? uid;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch (err) {
+    // A directory we may not enter (not root): the file may well be there.
+    return !(err instanceof Deno.errors.NotFound);
+  }
 }
