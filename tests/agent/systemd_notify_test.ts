@@ -5,6 +5,12 @@
  * WATCHDOG=1 and STOPPING=1 from the real agent process; the pings stop
  * while the agent's event loop is blocked (in-process: a busy loop; the real
  * agent: SIGSTOP) and resume after.
+ *
+ * No systemd runs on the build machines, so a real systemd is not part of the
+ * suite. Checked by hand once (systemd 252 as PID 1 in a QEMU guest, the unit
+ * from config/ with WatchdogSec=10): READY=1 made it active, `systemctl
+ * status` showed the STATUS= line, and after SIGSTOP it logged "Watchdog
+ * timeout", killed the agent with SIGABRT and restarted it.
  */
 import assert from "node:assert/strict";
 import { waitFor } from "../helpers/wait.ts";
