@@ -1,9 +1,9 @@
 /**
  * The dcm-agent command line.
  *
- *   dcm-agent run [-c FILE]        run the agent in the foreground
+ *   dcm-agent run [-c FILE] [--log-stderr]   run the agent in the foreground
  *   dcm-agent [-c FILE]            the same (drop-in compatible with the original)
- *   dcm-agent status [-c FILE]     journal-based status; exit 0 only when running
+ *   dcm-agent status [-c FILE] [--json]  what the agent is doing; exit 0 only when running
  *   dcm-agent configure [...]      write the configuration (see `configure --help`)
  *   dcm-agent reconfigure [...]    configure -r <installed agent.conf>
  *   dcm-agent scrub [...]          delete what must not end up in an image (see `scrub --help`)
@@ -16,8 +16,8 @@ import { runAgent } from "./lib/agent/mod.ts";
 import { ConfigError, loadConfig } from "./lib/config/mod.ts";
 import { VERSION } from "./lib/protocol/mod.ts";
 
-const USAGE = `Usage: dcm-agent [run] [-c FILE]
-       dcm-agent status [-c FILE]
+const USAGE = `Usage: dcm-agent [run] [-c FILE] [--log-stderr]
+       dcm-agent status [-c FILE] [--json]
        dcm-agent configure [options]     (dcm-agent configure --help)
        dcm-agent reconfigure [options]
        dcm-agent scrub [options]         (dcm-agent scrub --help)
@@ -31,6 +31,8 @@ manager speaking agent protocol 104) and executes its commands.
   -c, --config FILE   an agent.conf read after /dcm/etc/agent.conf and $DCM_AGENT_CONF
   -v, --verbose       accepted for compatibility (logging.yaml sets the level)
   -r, --report        write a support tarball (without secrets) to /tmp/agent_info.tar.gz
+  --log-stderr        run: also log to stderr at the configured level (automatic under systemd)
+  --json              status: print the facts as one JSON object
   -V, --version       print the version and exit
   -h, --help          print this help`;
 
@@ -60,6 +62,8 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   let configFile: string | undefined;
+  let logStderr = false;
+  let json = false;
   const words: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -79,6 +83,10 @@ export async function main(args: string[]): Promise<number> {
       }
     } else if (a.startsWith("--config=")) {
       configFile = a.slice("--config=".length);
+    } else if (a === "--log-stderr") {
+      logStderr = true;
+    } else if (a === "--json") {
+      json = true;
     } else if (a === "-r" || a === "--report") {
       words.push("--report");
     } else if (/^-v+$|^--verbose$/.test(a)) {
@@ -92,7 +100,11 @@ export async function main(args: string[]): Promise<number> {
   }
   try {
     if (words.includes("status") || words.includes("--report")) {
-      const config = loadConfig({ file: configFile });
+      // status must work (and say so) when nothing is configured yet.
+      const config = loadConfig({
+        file: configFile,
+        requireManagerUrl: words.includes("--report"),
+      });
       if (words.includes("--report")) {
         const { buildReport } = await import("./lib/cli/mod.ts");
         const file = await buildReport(config);
@@ -102,14 +114,18 @@ export async function main(args: string[]): Promise<number> {
         return 0;
       }
       const { printStatus } = await import("./lib/cli/mod.ts");
-      return printStatus(config, { line: (t) => console.log(t), color: Deno.stdout.isTerminal() });
+      return printStatus(config, {
+        line: (t) => console.log(t),
+        color: Deno.stdout.isTerminal() && !Deno.env.get("NO_COLOR"),
+        json,
+      });
     }
     const unknown = words.filter((w) => w !== "run");
     if (unknown.length) {
       console.error(`dcm-agent: unknown command '${unknown[0]}'\n\n${USAGE}`);
       return 2;
     }
-    return await runAgent({ configFile });
+    return await runAgent({ configFile, logStderr });
   } catch (err) {
     // One place reports a bad agent.conf, whichever command read it.
     if (err instanceof ConfigError) {

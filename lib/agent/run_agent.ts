@@ -18,6 +18,11 @@ import { StatRegistry } from "../../commands/mod.ts";
 import { killAllProcessGroups } from "../os/mod.ts";
 import { logFrame, type LogLevel } from "../protocol/mod.ts";
 import { writeFileAtomic } from "../os/mod.ts";
+import { acquireInstanceLock, AlreadyRunningError, type InstanceLock } from "../os/mod.ts";
+import { removeOwnPidFile } from "../os/mod.ts";
+import { recordConnection, RejectionCounter } from "../core/mod.ts";
+import { ServiceNotify } from "./service_notify.ts";
+import { logToStderr } from "./log_stderr.ts";
 import { VERSION } from "../protocol/mod.ts";
 import { BUILTIN_COMMANDS } from "../../commands/mod.ts";
 import { makeAgentControl, noteHandshake } from "./agent_control.ts";
@@ -32,12 +37,27 @@ const MAX_BUFFERED_LOGS = 200;
 export interface RunAgentOptions {
   /** The `-c FILE` argument. */
   configFile?: string;
+  /** `--log-stderr`: also log to stderr at the configured level (automatic under systemd). */
+  logStderr?: boolean;
 }
 
 /** Runs the agent until SIGTERM/SIGINT; returns the process exit code; throws ConfigError for a bad agent.conf. */
 export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const startedAt = new Date().toISOString();
   let config: AgentConfig = loadConfig({ file: options.configFile });
+  // Before anything else: a second agent on the same base directory must not
+  // touch the journal, the logs or the pid file of the running one.
+  let lock: InstanceLock;
+  try {
+    lock = acquireInstanceLock(config.storage.base_dir!, { configFiles: config.files });
+  } catch (err) {
+    const text = err instanceof AlreadyRunningError
+      ? err.message
+      : `cannot take the lock in ${config.storage.base_dir}: ${(err as Error).message}`;
+    console.error(`dcm-agent: ${text}`);
+    return 1;
+  }
+  const stderr = options.logStderr || logToStderr();
   const pendingLogs: Record<string, unknown>[] = [];
   // Logging and the listener are set up before the connection exists.
   const link: { connection?: Connection } = {};
@@ -48,9 +68,14 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     if (pendingLogs.length > MAX_BUFFERED_LOGS) pendingLogs.shift();
   };
   try {
-    await configureLogging(config.logging.configfile, { managerSink, resolveUser: lookupUser });
+    await configureLogging(config.logging.configfile, {
+      managerSink,
+      resolveUser: lookupUser,
+      stderr,
+    });
   } catch (err) {
     console.error(`dcm-agent: logging configuration error: ${(err as Error).message}`);
+    lock.release();
     return 2;
   }
   for (const warning of config.warnings) log.warn("agent.conf: {warning}", { warning });
@@ -61,6 +86,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   } catch (err) {
     console.error(`dcm-agent: ${(err as Error).message}`);
     await shutdownLogging();
+    lock.release();
     return 1;
   }
   if (journal.reset) {
@@ -78,9 +104,16 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   let agentId: string | null = journal.getValue("agent_id") ?? null;
   let customerId: unknown = null;
   const stats = new StatRegistry();
+  const rejections = new RejectionCounter(journal);
+  const managerUrl = () => config.connection.agentmanager_url ?? "";
+  const live: { notify?: ServiceNotify | null; connectedSince?: string } = {};
   const { promise: stopped, resolve: stop } = Promise.withResolvers<void>();
   const transport = {
-    send: (frame: Record<string, unknown>) => link.connection?.send(frame) ?? false,
+    send: (frame: Record<string, unknown>) => {
+      // A re-sent rejection ("already rejected") is not a new one.
+      if (frame.type === "NACK" && frame.entity !== "request_received") rejections.add();
+      return link.connection?.send(frame) ?? false;
+    },
     isOpen: () => link.connection?.isOpen() ?? false,
   };
   // Loaded only when on, so an agent without OSSEC does not carry the alert code.
@@ -130,6 +163,12 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   });
   await listener.start();
   await applyAlerts(config);
+  // After start-up recovery, which needs the journal to itself.
+  void recordConnection(journal, {
+    connected: false,
+    url: managerUrl(),
+    reason: "not connected yet",
+  });
 
   const connection = new Connection({
     config,
@@ -164,12 +203,20 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
       token = regenerateToken(baseDir);
     },
     onOpen: () => {
+      live.connectedSince = new Date().toTimeString().slice(0, 8);
+      void recordConnection(journal, { connected: true, url: managerUrl() });
       listener.onOpen();
       alerts?.onOpen();
+      live.notify?.refresh();
       while (pendingLogs.length && connection.send(pendingLogs[0])) pendingLogs.shift();
     },
     onMessage: (text) => listener.handleFrame(text),
-    onDisconnect: (reason) => log.info("disconnected from the manager: {reason}", { reason }),
+    onDisconnect: (reason) => {
+      log.info("disconnected from the manager: {reason}", { reason });
+      live.connectedSince = undefined;
+      void recordConnection(journal, { connected: false, url: managerUrl(), reason });
+      live.notify?.refresh();
+    },
   });
 
   link.connection = connection;
@@ -192,6 +239,15 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   }, sweepEvery);
 
   connection.start();
+  const notify = await ServiceNotify.open(() => {
+    const running = listener.outstanding.running;
+    const where = live.connectedSince
+      ? `connected to ${managerUrl()} since ${live.connectedSince}`
+      : `not connected to ${managerUrl()}`;
+    return `${where}; ${running} command${running === 1 ? "" : "s"} running`;
+  });
+  live.notify = notify;
+  notify?.ready();
   log.info("dcm-agent {version} started (pid {pid}); manager {url}", {
     version: VERSION,
     pid: Deno.pid,
@@ -213,7 +269,11 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
       // The manager learns the offered commands only from a handshake.
       if (changed) connection.reconnect("the commands in plugin.conf changed");
       await applyAlerts(next);
-      void configureLogging(next.logging.configfile, { managerSink, resolveUser: lookupUser })
+      void configureLogging(next.logging.configfile, {
+        managerSink,
+        resolveUser: lookupUser,
+        stderr,
+      })
         .catch((err) =>
           log.error("SIGHUP: the new logging settings were not applied: {error}", {
             error: (err as Error).message,
@@ -232,6 +292,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const hup = () => void onHup();
   Deno.addSignalListener("SIGHUP", hup);
   await stopped;
+  notify?.stopping();
 
   log.info("stopping: waiting up to {grace} s for running commands", {
     grace: config.workers.shutdown_grace,
@@ -241,15 +302,18 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   stats.stopAll();
   clearInterval(sweeper);
   await connection.stop();
+  await rejections.flush();
+  await recordConnection(journal, { connected: false, url: managerUrl(), reason: "agent stopped" })
+    .catch(() => {});
   journal.close();
   Deno.removeSignalListener("SIGTERM", onStop);
   Deno.removeSignalListener("SIGINT", onStop);
   Deno.removeSignalListener("SIGHUP", hup);
-  try {
-    Deno.removeSync(pidFile);
-  } catch { /* already gone */ }
+  removeOwnPidFile(pidFile);
   log.info("dcm-agent stopped");
   await shutdownLogging();
+  notify?.close();
+  lock.release();
   return 0;
 }
 

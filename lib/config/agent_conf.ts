@@ -35,6 +35,8 @@ export interface LoadConfigOptions {
   env?: (name: string) => string | undefined;
   /** Skip `/dcm/etc/agent.conf` (tests). */
   skipSystemFile?: boolean;
+  /** Default true; false lets `status` read a configuration without a manager URL. */
+  requireManagerUrl?: boolean;
 }
 
 /** The config files to read, in order: existing files only, duplicates skipped. */
@@ -105,7 +107,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AgentConfig {
     }
     mergeText(raw, text, file);
   }
-  return buildConfig(raw, files, lookedAt);
+  return buildConfig(raw, files, lookedAt, options.requireManagerUrl ?? true);
 }
 
 /** Parses agent.conf text on its own (used by configure -r and tests). */
@@ -209,6 +211,7 @@ function buildConfig(
   raw: Map<string, Map<string, RawValue>>,
   files: string[],
   lookedAt: string[],
+  requireAll = true,
 ): AgentConfig {
   const config: Record<string, unknown> = { files, warnings: unknownKeyWarnings(raw) };
   for (const section of Object.keys(SCHEMA) as SectionName[]) {
@@ -227,7 +230,7 @@ function buildConfig(
   }
   const cfg = config as unknown as AgentConfig;
   applyDerivedDefaults(cfg);
-  checkRequired(cfg, raw, lookedAt);
+  if (requireAll) checkRequired(cfg, raw, lookedAt);
   return cfg;
 }
 

@@ -71,14 +71,8 @@ export function bootInstalled(root = "/"): boolean {
 
 /** The systemd unit for `target`. */
 export function renderUnit(target: BootTarget): string {
-  const pidFile = join(target.base, "dcm-agent.pid");
-  let text = replaceLine(unitTemplate, "ExecStart=", `ExecStart=${words(target).join(" ")}`);
-  text = replaceLine(
-    text,
-    "ExecStartPost=",
-    `ExecStartPost=-/bin/sh -c 'echo $MAINPID > ${safeWord(pidFile)}'`,
-  );
-  return replaceLine(text, "ExecStopPost=", `ExecStopPost=/bin/rm -f ${safeWord(pidFile)}`);
+  // The agent writes and removes its pid file itself (see the template).
+  return replaceLine(unitTemplate, "ExecStart=", `ExecStart=${words(target).join(" ")}`);
 }
 
 /** The SysV init script for `target`. */

@@ -10,3 +10,4 @@ export * from "./journal.ts";
 export * from "./plugin_conf.ts";
 export * from "./request_listener.ts";
 export * from "./worker_pool.ts";
+export * from "./run_state.ts";

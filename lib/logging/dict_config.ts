@@ -208,6 +208,26 @@ function maxLevel(a: Severity, b: Severity): Severity {
   return compareLogLevel(a, b) >= 0 ? a : b;
 }
 
+/**
+ * The level of the agent's main log: the most permissive file or stream
+ * handler of the `dcm.agent` logger (else of the root), no lower than that
+ * logger's own level; INFO when there is none. The extra stderr log uses it.
+ */
+export function mainLogLevel(
+  loggers: Map<string, PyLogger>,
+  handlers: Map<string, Handler>,
+): Severity {
+  for (const name of ["dcm.agent", ""]) {
+    const logger = loggers.get(name);
+    const levels = (logger?.handlers ?? []).map((h) => handlers.get(h)!)
+      .filter((h) => h.sink !== null && !h.consoleOnly).map((h) => h.level);
+    if (!logger || levels.length === 0) continue;
+    const lowest = levels.reduce((a, b) => compareLogLevel(a, b) <= 0 ? a : b);
+    return logger.level ? maxLevel(logger.level, lowest) : lowest;
+  }
+  return "info";
+}
+
 /** Names of the filters defined in the file, warning about all but the original's request filter. */
 export function knownFilters(doc: Doc, where: string, warnings: string[]): Set<string> {
   const filters = section(doc, "filters", where, warnings);
@@ -333,7 +353,9 @@ export function planCategories(
       for (const h of logger.handlers) routed.add(h);
       if (!logger.propagate) break;
     }
-    if (handlers.has(EXTRA_STDERR)) routed.add(EXTRA_STDERR);
+    // The wire log (every frame) stays in its own file.
+    const isWire = name === WIRE_NAME || name.startsWith(WIRE_NAME + ".");
+    if (handlers.has(EXTRA_STDERR) && !isWire) routed.add(EXTRA_STDERR);
     const sinks = [...routed].filter((h) => {
       const handler = handlers.get(h)!;
       return handler.sink !== null && (isConsole || !handler.consoleOnly);

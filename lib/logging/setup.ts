@@ -21,6 +21,7 @@ import {
   defaultConfig,
   EXTRA_STDERR,
   knownFilters,
+  mainLogLevel,
   planCategories,
   readConfig,
 } from "./dict_config.ts";
@@ -30,7 +31,10 @@ import { buildHandlers, disposeAll, streamSink, type UserResolver, withLevel } f
 export interface LoggingOptions {
   /** Receives console events at or above the `dcm_logger` handler's level, formatted as one line. */
   managerSink?: (level: LogLevel, line: string) => void;
-  /** Also write INFO and above of every category to stderr; defaults to true only without a file. */
+  /**
+   * Also write every category but the wire log to stderr, at the level of the main log
+   * file (`mainLogLevel`); always on (at INFO) without a file.
+   */
   stderr?: boolean;
   /**
    * Finds the user a handler's `owner` names (the log files are given to it when the
@@ -66,14 +70,14 @@ export async function configureLogging(
       files,
       warnings,
     });
-    if (options.stderr ?? file === null) {
+    const loggers = buildLoggers(doc, handlers, { where, filters, warnings });
+    if (options.stderr || file === null) {
       handlers.set(EXTRA_STDERR, {
-        level: "info",
+        level: file === null ? "info" : mainLogLevel(loggers, handlers),
         sink: streamSink(Deno.stderr, compileFormat(SIMPLE_FORMAT, where, warnings)),
         consoleOnly: false,
       });
     }
-    const loggers = buildLoggers(doc, handlers, { where, filters, warnings });
     const sinks: Record<string, Sink> = {};
     for (const [name, { sink, level }] of handlers) if (sink) sinks[name] = withLevel(sink, level);
     await configure({ sinks, loggers: planCategories(loggers, handlers) });

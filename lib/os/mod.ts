@@ -14,4 +14,5 @@ export * from "./process_runner.ts";
 export * from "./service.ts";
 export * from "./system_adapter.ts";
 export * from "./token.ts";
+export * from "./instance_lock.ts";
 export * from "./upgrade_state.ts";

@@ -572,7 +572,7 @@ Deno.test("agent: SIGTERM exits 0 and removes the pid file; SIGHUP keeps the con
     const after = await runCli(["status", "-c", p.agent.confFile]);
     assert.equal(after.code, 1);
     assert.match(after.out, /NOT RUNNING/);
-    assert.match(after.out, /Commands processed:\s+1/);
+    assert.match(after.out, /requests processed:\s+1\n/);
   } finally {
     await p.close();
   }

@@ -193,8 +193,8 @@ Deno.test("upgrade-binary: success, checksum mismatch, rollbacks, and requests i
         stdout: "piped",
       }).output();
       const text = new TextDecoder().decode(status.stdout);
-      assert.match(text, /Last upgrade:\s+UPGRADED/);
-      assert.match(text, /Last handshake:/);
+      assert.match(text, /last upgrade:\s+UPGRADED/);
+      assert.match(text, /last handshake:/);
     });
 
     await t.step("a new executable that does not start is rolled back", async () => {

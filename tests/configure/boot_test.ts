@@ -68,8 +68,11 @@ Deno.test("the unit runs the agent with the installed paths, restarts it, and sp
     base: "/srv/dcm",
   });
   assert.match(unit, /^ExecStart=\/opt\/bin\/dcm-agent run -c \/srv\/dcm\/etc\/agent.conf$/m);
-  assert.match(unit, /^ExecStartPost=-\/bin\/sh -c 'echo \$MAINPID > \/srv\/dcm\/dcm-agent.pid'$/m);
-  assert.match(unit, /^ExecStopPost=\/bin\/rm -f \/srv\/dcm\/dcm-agent.pid$/m);
+  // systemd's watchdog restarts a hung agent; the agent says when it is ready.
+  assert.match(unit, /^Type=notify$/m);
+  assert.match(unit, /^WatchdogSec=\d+$/m);
+  // Only the agent touches its pid file: a refused second agent's unit must not remove it.
+  assert.doesNotMatch(unit, /^Exec(StartPost|StopPost)=/m);
   assert.match(unit, /^Restart=always$/m);
   assert.match(unit, /^RestartSec=10$/m);
   assert.match(unit, /^KillMode=process$/m);

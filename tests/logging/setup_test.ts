@@ -105,19 +105,27 @@ Deno.test("without a file, INFO and above go to stderr and DEBUG does not", asyn
   assert.match(lines[1], /^ERROR .* \[dcm\.agent\.connection\] visible error line 3$/);
 });
 
-Deno.test("the stderr option echoes INFO and above next to the file handlers", async () => {
-  const { yaml, log } = installTemplate("DEBUG");
-  const child = await runChild(`
-    await logging.configureLogging(${
-    JSON.stringify(yaml)
-  }, { stderr: true, resolveUser: lookupUser });
-    getLogger(["dcm", "agent", "jobs"]).debug("file only");
-    getLogger(["dcm", "agent", "jobs"]).info("file and stderr");
-    await logging.shutdownLogging();
-  `);
-  assert.ok(child.ok, child.stderr);
-  assert.match(child.stderr, /^INFO .* \[dcm\.agent\.jobs\] file and stderr\n$/);
-  assert.match(read(log), /\] file only\n.*\] file and stderr\n$/);
+Deno.test("the stderr option echoes the main log at its configured level, without the wire log", async () => {
+  for (
+    const [level, expected] of [["DEBUG", ["DEBUG", "INFO", "WARNING"]], ["WARNING", ["WARNING"]]]
+  ) {
+    const { yaml, log } = installTemplate(level as string);
+    const child = await runChild(`
+      await logging.configureLogging(${
+      JSON.stringify(yaml)
+    }, { stderr: true, resolveUser: lookupUser });
+      getLogger(["dcm", "agent", "jobs"]).debug("a debug line");
+      getLogger(["dcm", "agent", "jobs"]).info("an info line");
+      getLogger(["dcm", "agent", "jobs"]).warn("a warning line token=s3cr3t");
+      getLogger(["DCM_AGENT_WIRE"]).info("a wire frame");
+      await logging.shutdownLogging();
+    `);
+    assert.ok(child.ok, child.stderr);
+    const levels = child.stderr.trim().split("\n").map((l) => l.split(" ")[0]);
+    assert.deepEqual(levels, expected, child.stderr);
+    assert.doesNotMatch(child.stderr, /wire frame|s3cr3t/);
+    assert.match(read(log), /\] a warning line/);
+  }
 });
 
 Deno.test("unsubstituted placeholders are tolerated with warnings", async () => {
