@@ -18,12 +18,14 @@ export NO_COLOR=1
 
 # Debian packages the system-level tests drive for real.
 PACKAGES=(sudo passwd login procps util-linux iproute2 tmux openssl python3 systemd)
+# Disk volumes: real file systems, LUKS and RAID; the last four boot the throw-away test VM.
+PACKAGES+=(e2fsprogs xfsprogs cryptsetup mdadm qemu-system-x86 linux-image-amd64 busybox-static xz-utils)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     log "installing Debian packages: ${missing[*]}"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >&2 \
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}") >&2 \
       || log "apt-get failed; tests that need ${missing[*]} will report it"
   else
     log "not root: cannot install ${missing[*]}; tests that need them will report it"
