@@ -13,6 +13,7 @@ import { COMMANDS as LIFECYCLE } from "./lifecycle/mod.ts";
 import { COMMANDS as SCRIPTS } from "./scripts/mod.ts";
 import { COMMANDS as STATS } from "./stats/mod.ts";
 import { COMMANDS as USERS } from "./users/mod.ts";
+import { COMMANDS as VOLUMES } from "./volumes/mod.ts";
 
 /** Every command this agent implements, in advertised order. */
 export const BUILTIN_COMMANDS: readonly CommandModule[] = [
@@ -21,4 +22,5 @@ export const BUILTIN_COMMANDS: readonly CommandModule[] = [
   ...SCRIPTS,
   ...STATS,
   ...USERS,
+  ...VOLUMES,
 ].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);

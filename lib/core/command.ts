@@ -7,6 +7,7 @@ import type { AgentConfig } from "../config/mod.ts";
 import type { ArgSpec } from "../protocol/mod.ts";
 import type { Accounts } from "../os/accounts.ts";
 import type { HostIdentity } from "../os/host_identity.ts";
+import type { Volumes } from "../os/volumes/mod.ts";
 import type { LogLevel, ReplyPayload } from "../protocol/mod.ts";
 
 /** How a command runs (spec 2.0 execution classes). */
@@ -77,6 +78,7 @@ export interface HostInfo {
 export interface OsAdapters {
   accounts: Accounts;
   hostIdentity: HostIdentity;
+  volumes: Volumes;
 }
 
 /** Shared services a command may use; tests provide their own. */
@@ -119,6 +121,8 @@ export type ArgValues<A extends Record<string, ArgSpec>> = {
 /** A command the manager can ask for. */
 export interface CommandModule {
   name: string;
+  /** The plugin.conf section name when it is a pattern wider than the name (`unmount.*`). */
+  pluginSection?: string;
   /** One line for `--help`-style listings. */
   description: string;
   args: Record<string, ArgSpec>;
@@ -137,6 +141,8 @@ export interface CommandModule {
 /** Definition accepted by {@linkcode defineCommand}. */
 export interface CommandDefinition<A extends Record<string, ArgSpec>> {
   name: string;
+  /** See {@linkcode CommandModule.pluginSection}. */
+  pluginSection?: string;
   description: string;
   args: A;
   execution?: Execution;
@@ -152,6 +158,7 @@ export function defineCommand<const A extends Record<string, ArgSpec>>(
 ): CommandModule {
   return {
     name: def.name,
+    pluginSection: def.pluginSection,
     description: def.description,
     args: def.args,
     execution: def.execution ?? "normal",

@@ -29,8 +29,8 @@ export interface RunOptions {
   privileged?: boolean;
   /** Run as this uid/gid with no supplementary groups (implies starting privileged). */
   asUser?: RunAs;
-  /** Text written to the tool's standard input. */
-  stdin?: string;
+  /** Text or bytes written to the tool's standard input (secrets go here, never into argv). */
+  stdin?: string | Uint8Array;
   /** Exit codes that count as success for {@linkcode ToolRunner.check}; default [0]. */
   okCodes?: number[];
 }
