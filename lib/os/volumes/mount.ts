@@ -155,10 +155,10 @@ export async function mountVolume(c: VolumesContext, req: MountRequest): Promise
       `${mountPoint} already has ${here.source} mounted; unmount it first or choose another mount point`,
     );
   }
-  await checkEmptyDir(mountPoint);
   // A link must not lead the mount somewhere the rules refuse.
   const real = await Deno.realPath(mountPoint).catch(() => mountPoint);
   if (real !== mountPoint) checkMountPoint(real);
+  await checkEmptyDir(mountPoint);
 
   // What exists already and is reused when not formatting: an assembled array, an open mapping.
   const commonHolder = (names: string[]) => {
@@ -357,7 +357,7 @@ async function exists(path: string): Promise<boolean> {
 async function checkEmptyDir(path: string): Promise<void> {
   let info: Deno.FileInfo;
   try {
-    info = await Deno.lstat(path);
+    info = await Deno.stat(path);
   } catch {
     return;
   }
