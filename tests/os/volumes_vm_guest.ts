@@ -20,7 +20,9 @@ const volumes = new Volumes({
   // Test only: argon2id (the LUKS2 default) takes 7.5 s under software emulation.
   luksFormatOptions: ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"],
 });
-const log = (line: string) => console.log(`GUEST: ${line}`);
+const started = performance.now();
+const log = (line: string) =>
+  console.log(`GUEST +${((performance.now() - started) / 1000).toFixed(1)}s: ${line}`);
 const mounted = (mp: string) =>
   Deno.readTextFileSync("/proc/self/mountinfo").split("\n").find((l) => l.split(" ")[4] === mp)
     ?.split(" - ")[1].split(" ")[1] ?? null;

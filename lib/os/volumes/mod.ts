@@ -5,7 +5,7 @@
  * under a root directory: "/" in production, a throw-away directory in tests.
  * Imported on first use by the volumes commands.
  */
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { getLogger } from "../../logging/mod.ts";
 import { ToolRunner } from "../run_tool.ts";
 import { pathUnderRoot, type SystemAdapterOptions } from "../system_adapter.ts";
@@ -94,8 +94,11 @@ export class Volumes {
       async writeFile(path: string, content: string): Promise<void> {
         const old = await Deno.readTextFile(path).catch(() => null);
         if (old === content) return;
-        if (old !== null) await runner.installFile(`${path}.dcm-agent.bak`, old, { mode: 0o644 });
-        await runner.installFile(path, content, { mode: 0o644 });
+        const install = options.sudo
+          ? (to: string, text: string) => runner.installFile(to, text, { mode: 0o644 })
+          : writeAtomically;
+        if (old !== null) await install(`${path}.dcm-agent.bak`, old);
+        await install(path, content);
       },
     };
   }
@@ -218,6 +221,24 @@ export class Volumes {
       }
     }
     return done;
+  }
+}
+
+/** As root: a temp file beside the target, flushed, then renamed over it. */
+async function writeAtomically(path: string, content: string): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.dcm-${crypto.randomUUID().slice(0, 8)}`);
+  try {
+    const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+    try {
+      await file.write(new TextEncoder().encode(content));
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
   }
 }
 

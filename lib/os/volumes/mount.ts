@@ -184,10 +184,7 @@ export async function mountVolume(c: VolumesContext, req: MountRequest): Promise
     let target = devices[0];
     if (level !== null) {
       await ensureTool(c, "mdadm", say);
-      await r.run([
-        "modprobe",
-        level === 5 || level === 6 || level === 4 ? "raid456" : `raid${level}`,
-      ], P);
+      await loadModule(c, level === 5 || level === 6 || level === 4 ? "raid456" : `raid${level}`);
       if (reuseArray) {
         target = reuseArray;
         say(`RAID array ${target} is already assembled from ${devices.join(", ")}`);
@@ -245,7 +242,7 @@ export async function mountVolume(c: VolumesContext, req: MountRequest): Promise
         say(`encryption mapping ${mapper} is already open`);
       } else {
         await ensureTool(c, "cryptsetup", say);
-        await r.run(["modprobe", "dm_crypt"], P);
+        await loadModule(c, "dm_crypt");
         const keyed: RunOptions = { privileged: true, stdin: req.key! };
         if (req.formatVolume) {
           // The key goes through a pipe only: never a file, never argv, never a log.
@@ -304,13 +301,13 @@ export async function mountVolume(c: VolumesContext, req: MountRequest): Promise
       await r.check([`mkfs.${fileSystem}`, ...force, fsDevice], P);
       say(`made a ${fileSystem} file system on ${fsDevice}`);
     }
-    const probe = async (tag: string) =>
-      (await r.run(["blkid", "-p", "-o", "value", "-s", tag, fsDevice], P)).stdout.trim();
-    const fsType = await probe("TYPE");
+    const probed = (await r.run(["blkid", "-p", "-o", "export", fsDevice], P)).stdout;
+    const probe = (tag: string) => new RegExp(`^${tag}=(.*)$`, "m").exec(probed)?.[1] ?? "";
+    const fsType = probe("TYPE");
     if (!fsType || fsType === "crypto_LUKS" || fsType === "linux_raid_member") {
       throw new VolumeError(`${fsDevice} has no file system; send formatVolume true to make one`);
     }
-    const uuid = await probe("UUID");
+    const uuid = probe("UUID");
 
     const created = !(await exists(mountPoint));
     if (created) {
@@ -342,6 +339,12 @@ export async function mountVolume(c: VolumesContext, req: MountRequest): Promise
     }
     throw err;
   }
+}
+
+/** Loads a kernel module unless it is there (or built in); a failure shows in the next step. */
+async function loadModule(c: VolumesContext, name: string): Promise<void> {
+  if (await exists(`${c.kernel.sys}/module/${name}`)) return;
+  await c.runner.run(["modprobe", name], { privileged: true });
 }
 
 async function exists(path: string): Promise<boolean> {
