@@ -192,6 +192,10 @@ Deno.test({
         [{ fileSystem: "../../bin/sh" }, /is not valid/],
         [{ fileSystem: "swap" }, /is not valid/],
         [
+          { fileSystem: "nosuchfs" },
+          /mkfs\.nosuchfs is not installed; install the package that provides it/,
+        ],
+        [
           { devices: [other.name] },
           new RegExp(`device ${other.name} is in use: it is mounted at ${busy}`),
         ],

@@ -23,6 +23,7 @@ import {
   parseRaidLevel,
 } from "./checks.ts";
 import { withArray, withEntry } from "./fstab.ts";
+import { ensureTool } from "./packages.ts";
 import type { VolumesContext } from "./mod.ts";
 import type { RunOptions } from "../run_tool.ts";
 
@@ -41,71 +42,6 @@ export interface MountRequest {
   owner: string;
   /** Progress lines for the console log. */
   progress?: (line: string) => void;
-}
-
-/** Tools and the Debian/Red Hat package that has each. */
-const PACKAGES: Record<string, string> = {
-  mdadm: "mdadm",
-  cryptsetup: "cryptsetup",
-  "mkfs.xfs": "xfsprogs",
-  "mkfs.ext2": "e2fsprogs",
-  "mkfs.ext3": "e2fsprogs",
-  "mkfs.ext4": "e2fsprogs",
-  "mkfs.btrfs": "btrfs-progs",
-  "mkfs.vfat": "dosfstools",
-};
-const TOOL_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
-
-function hasTool(name: string): boolean {
-  return TOOL_DIRS.some((d) => {
-    try {
-      return Deno.statSync(`${d}/${name}`).isFile;
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** Makes sure a tool is there, installing its package when allowed. */
-async function ensureTool(
-  c: VolumesContext,
-  tool: string,
-  say: (l: string) => void,
-): Promise<void> {
-  if (hasTool(tool)) return;
-  const pkg = PACKAGES[tool] ?? tool;
-  if (c.installPackages) {
-    const apt = hasTool("apt-get");
-    const manager = apt ? "apt-get" : hasTool("dnf") ? "dnf" : hasTool("yum") ? "yum" : null;
-    if (manager) {
-      say(`installing ${pkg} for ${tool}`);
-      const install = apt
-        ? [
-          "env",
-          "DEBIAN_FRONTEND=noninteractive",
-          "apt-get",
-          "install",
-          "-y",
-          "-q",
-          "--no-install-recommends",
-          pkg,
-        ]
-        : [manager, "install", "-y", "-q", pkg];
-      const opts: RunOptions = { privileged: true };
-      let res = await c.runner.run(install, opts);
-      if (res.code !== 0 && apt) {
-        await c.runner.run(
-          ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "update", "-q"],
-          opts,
-        );
-        res = await c.runner.run(install, opts);
-      }
-      if (res.code === 0 && hasTool(tool)) return;
-    }
-  }
-  throw new VolumeError(
-    `${tool} is not installed; install the package ${pkg} and send the request again`,
-  );
 }
 
 /** Formats, encrypts, assembles and mounts as asked; returns the steps taken. */
@@ -176,6 +112,19 @@ export async function mountVolume(c: VolumesContext, req: MountRequest): Promise
     });
   }
   if (reuseArray) checkDeviceFree(c.kernel, reuseArray, { mounts, allowHolder: reuseMapping });
+  if (req.formatVolume) {
+    for (const d of devices) {
+      // An LVM physical volume whose group is not active has no holder, but holds data.
+      const type = await c.runner.run(["blkid", "-p", "-o", "value", "-s", "TYPE", `/dev/${d}`], {
+        privileged: true,
+      });
+      if (type.stdout.trim() === "LVM2_member") {
+        throw new VolumeError(
+          `device ${d} is an LVM physical volume; remove it from its volume group first`,
+        );
+      }
+    }
+  }
 
   const undo: { what: string; run: () => Promise<unknown> }[] = [];
   const r = c.runner;
