@@ -24,6 +24,8 @@
  *   `reboot -f` in the guest restarts it in the same QEMU process with the same
  *   disks, and the script runs again (check `$VMTEST_BOOT`). When the script
  *   ends the guest powers off. After `timeoutMs` (default 120 s) QEMU is killed.
+ *   The guest has the loopback interface (127.0.0.1) and no other network, no
+ *   udev and no systemd; /dev/mapper/* and /dev/md* appear anyway.
  *   Resolves `{ status, console, timedOut, elapsedMs, boots, outDir }`: status
  *   is the script's exit status (null if it never reported one: a panic, a
  *   hang, a timeout), console is the serial console output.

@@ -1,7 +1,8 @@
 /**
  * The throw-away VM helper itself: a script's status and output come back,
- * a disk image is /dev/vda, a guest reboot keeps the disk and runs the script
- * again, and the time limit kills QEMU.
+ * a disk image is /dev/vda, the host's deno runs and can use the loopback
+ * network, a guest reboot keeps the disk and runs the script again, and the
+ * time limit kills QEMU.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -24,7 +25,13 @@ Deno.test({
 mkdir -p /mnt/p
 if [ "$VMTEST_BOOT" = 1 ]; then
   mkfs.ext4 -q /dev/vda && mount /dev/vda /mnt/p && echo "$WORD" > /mnt/p/marker && umount /mnt/p
-  "$DENO" eval 'console.log("deno " + Deno.version.deno)' > /vmout/deno.txt
+  "$DENO" eval '
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 4567 });
+    const c = await Deno.connect({ hostname: "127.0.0.1", port: 4567 });
+    await c.write(new TextEncoder().encode("lo"));
+    const got = new Uint8Array(2);
+    await (await l.accept()).read(got);
+    console.log("deno " + Deno.version.deno + " " + new TextDecoder().decode(got));' > /vmout/deno.txt
   sync; busybox reboot -f
 fi
 mount /dev/vda /mnt/p && cat /mnt/p/marker > /vmout/marker.txt
@@ -36,7 +43,7 @@ exit 3
       assert.equal(result.boots, 2);
       assert.equal(result.timedOut, false);
       assert.equal(await Deno.readTextFile(join(result.outDir, "marker.txt")), "it's\n");
-      assert.match(await Deno.readTextFile(join(result.outDir, "deno.txt")), /^deno 2\./);
+      assert.match(await Deno.readTextFile(join(result.outDir, "deno.txt")), /^deno 2\.\S+ lo\n$/);
       console.log(`two boots in ${result.elapsedMs} ms`);
     } finally {
       await Deno.remove(disk);
