@@ -57,6 +57,7 @@ export default defineCommand({
         mountPoint: args.mountPoint ?? ctx.config.storage.mountpoint ?? "/mnt/dcmdata",
         owner: ctx.config.system.user ?? "root",
         progress: (line) => ctx.log.console("INFO", `mount_volume: ${line}`),
+        signal: ctx.signal,
       });
       return makeReply(0, { message: done.join("; ") });
     } catch (err) {

@@ -31,6 +31,8 @@ export interface RunOptions {
   asUser?: RunAs;
   /** Text or bytes written to the tool's standard input (secrets go here, never into argv). */
   stdin?: string | Uint8Array;
+  /** Aborting kills the tool's process tree (a cancelled job). */
+  signal?: AbortSignal;
   /** Exit codes that count as success for {@linkcode ToolRunner.check}; default [0]. */
   okCodes?: number[];
 }
@@ -110,6 +112,7 @@ export class ToolRunner {
       env: TOOL_ENV,
       clearEnv: true,
       stdin: options.stdin,
+      signal: options.signal,
       timeoutMs: TOOL_TIMEOUT_MS,
       maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
     });

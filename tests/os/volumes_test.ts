@@ -260,6 +260,46 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "volumes: a cancelled job kills its tool and undoes what it did",
+  ignore,
+  async fn() {
+    const { root, volumes, work } = await setup();
+    const loop = await makeLoopDevice(32);
+    try {
+      const mp = join(work, "cancel");
+      const stop = new AbortController();
+      const progress: string[] = [];
+      await assert.rejects(
+        volumes.mountVolume({
+          devices: [loop.name],
+          formatVolume: true,
+          fileSystem: "ext4",
+          raidLevel: "NONE",
+          key: null,
+          mountPoint: mp,
+          owner: "root",
+          signal: stop.signal,
+          // CANCEL arrives once the volume is mounted and fstab written.
+          progress: (l) => {
+            progress.push(l);
+            if (l.startsWith("wrote ")) stop.abort();
+          },
+        }),
+        /mount_volume was cancelled; the steps it had taken were undone/,
+      );
+      assert.equal(mountedAt(mp), null);
+      assert.equal(await Deno.readTextFile(join(root, "etc/fstab")), FSTAB);
+      await assert.rejects(Deno.stat(mp), Deno.errors.NotFound);
+      assert.ok(progress.includes("undone: restore /etc/fstab"), progress.join("\n"));
+    } finally {
+      await loop.cleanup();
+      await Deno.remove(root, { recursive: true });
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
 Deno.test("volumes: device names resolve sdX/xvdX both ways, CloudStack slots and EBS NVMe", async () => {
   const fake = await Deno.makeTempDir({ prefix: "dcm-vol-sys-" });
   try {

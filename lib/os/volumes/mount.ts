@@ -42,6 +42,8 @@ export interface MountRequest {
   owner: string;
   /** Progress lines for the console log. */
   progress?: (line: string) => void;
+  /** Aborts the job (CANCEL): the running tool is killed and what was done is undone. */
+  signal?: AbortSignal;
 }
 
 /** Formats, encrypts, assembles and mounts as asked; returns the steps taken. */
@@ -128,7 +130,9 @@ export async function mountVolume(c: VolumesContext, req: MountRequest): Promise
 
   const undo: { what: string; run: () => Promise<unknown> }[] = [];
   const r = c.runner;
-  const P: RunOptions = { privileged: true };
+  // Cancelling the job stops the running tool; the undo steps are never cancelled.
+  const P: RunOptions = { privileged: true, signal: req.signal };
+  const U: RunOptions = { privileged: true };
   try {
     let target = devices[0];
     if (level !== null) {
@@ -157,7 +161,7 @@ export async function mountVolume(c: VolumesContext, req: MountRequest): Promise
           say(`assembled RAID array ${target} from ${devices.join(", ")}`);
         }
         const md = `/dev/${target}`;
-        undo.push({ what: `stop ${target}`, run: () => r.run(["mdadm", "--stop", md], P) });
+        undo.push({ what: `stop ${target}`, run: () => r.run(["mdadm", "--stop", md], U) });
       }
       const brief = await r.check(["mdadm", "--detail", "--brief", `/dev/${target}`], P);
       const line = brief.stdout.split("\n").find((l) => l.startsWith("ARRAY"));
@@ -192,7 +196,7 @@ export async function mountVolume(c: VolumesContext, req: MountRequest): Promise
       } else {
         await ensureTool(c, "cryptsetup", say);
         await loadModule(c, "dm_crypt");
-        const keyed: RunOptions = { privileged: true, stdin: req.key! };
+        const keyed: RunOptions = { ...P, stdin: req.key! };
         if (req.formatVolume) {
           // The key goes through a pipe only: never a file, never argv, never a log.
           await r.check([
@@ -234,12 +238,13 @@ export async function mountVolume(c: VolumesContext, req: MountRequest): Promise
           );
         }
         const name = mapper;
-        undo.push({ what: `close ${name}`, run: () => r.run(["cryptsetup", "close", name], P) });
+        undo.push({ what: `close ${name}`, run: () => r.run(["cryptsetup", "close", name], U) });
         say(`opened the encryption mapping ${mapper}`);
       }
       fsDevice = `/dev/mapper/${mapper}`;
     }
 
+    req.signal?.throwIfAborted();
     if (req.formatVolume) {
       await ensureTool(c, `mkfs.${fileSystem}`, say);
       const force = /^ext[234]$/.test(fileSystem)
@@ -261,10 +266,10 @@ export async function mountVolume(c: VolumesContext, req: MountRequest): Promise
     const created = !(await exists(mountPoint));
     if (created) {
       await r.check(["mkdir", "-p", "-m", "0775", "--", mountPoint], P);
-      undo.push({ what: `remove ${mountPoint}`, run: () => r.run(["rmdir", "--", mountPoint], P) });
+      undo.push({ what: `remove ${mountPoint}`, run: () => r.run(["rmdir", "--", mountPoint], U) });
     }
     await r.check(["mount", "-t", fsType, "--", fsDevice, mountPoint], P);
-    undo.push({ what: `unmount ${mountPoint}`, run: () => r.run(["umount", "--", mountPoint], P) });
+    undo.push({ what: `unmount ${mountPoint}`, run: () => r.run(["umount", "--", mountPoint], U) });
     say(`mounted ${fsDevice} (${fsType}) at ${mountPoint}`);
 
     const oldFstab = await Deno.readTextFile(c.fstabPath).catch(() => "");
@@ -285,6 +290,9 @@ export async function mountVolume(c: VolumesContext, req: MountRequest): Promise
       } catch (undoErr) {
         req.progress?.(`could not ${step.what}: ${(undoErr as Error).message}`);
       }
+    }
+    if (req.signal?.aborted) {
+      throw new VolumeError("mount_volume was cancelled; the steps it had taken were undone");
     }
     throw err;
   }
