@@ -18,6 +18,7 @@ import { COMMANDS as STATS } from "./stats/mod.ts";
 /** The stat collectors behind the stats family, a service the agent holds for it. */
 export { StatRegistry } from "./stats/mod.ts";
 import { COMMANDS as USERS } from "./users/mod.ts";
+import { COMMANDS as VOLUMES } from "./volumes/mod.ts";
 
 /** Every command this agent implements, in advertised order. */
 export const BUILTIN_COMMANDS: readonly CommandModule[] = [
@@ -28,4 +29,5 @@ export const BUILTIN_COMMANDS: readonly CommandModule[] = [
   ...SCRIPTS,
   ...STATS,
   ...USERS,
+  ...VOLUMES,
 ].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);

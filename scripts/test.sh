@@ -23,6 +23,8 @@ PACKAGES=(sudo passwd login procps util-linux iproute2 tmux openssl python3 syst
 PACKAGES+=(puppet-agent puppetserver ansible-core git)
 # clock_jump_test: a wall clock moved under libfaketime.
 PACKAGES+=(faketime)
+# Disk volumes: real file systems, LUKS and RAID; the last four boot the throw-away test VM.
+PACKAGES+=(e2fsprogs xfsprogs cryptsetup mdadm qemu-system-x86 linux-image-amd64 busybox-static xz-utils)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -7,6 +7,7 @@ import type { AgentConfig } from "../config/mod.ts";
 import type { ArgSpec } from "../protocol/mod.ts";
 import type { Accounts } from "../os/accounts/mod.ts";
 import type { HostIdentity } from "../os/host_identity.ts";
+import type { Volumes } from "../os/volumes/mod.ts";
 import type { LogLevel, ReplyPayload } from "../protocol/mod.ts";
 
 /** How a command runs (spec 2.0 execution classes). */
@@ -77,6 +78,7 @@ export interface HostInfo {
 export interface OsAdapters {
   accounts: Accounts;
   hostIdentity: HostIdentity;
+  volumes: Volumes;
   /** The root the scrubber cleans for clean_image ("/" when unset). */
   scrubRoot: string;
 }
@@ -133,6 +135,8 @@ export type ArgValues<A extends Record<string, ArgSpec>> = {
 /** A command the manager can ask for. */
 export interface CommandModule {
   name: string;
+  /** The plugin.conf section name when it is a pattern wider than the name (`unmount.*`). */
+  pluginSection?: string;
   /** One line for `--help`-style listings. */
   description: string;
   args: Record<string, ArgSpec>;
@@ -151,6 +155,8 @@ export interface CommandModule {
 /** Definition accepted by {@linkcode defineCommand}. */
 export interface CommandDefinition<A extends Record<string, ArgSpec>> {
   name: string;
+  /** See {@linkcode CommandModule.pluginSection}. */
+  pluginSection?: string;
   description: string;
   args: A;
   execution?: Execution;
@@ -166,6 +172,7 @@ export function defineCommand<const A extends Record<string, ArgSpec>>(
 ): CommandModule {
   return {
     name: def.name,
+    pluginSection: def.pluginSection,
     description: def.description,
     args: def.args,
     execution: def.execution ?? "normal",

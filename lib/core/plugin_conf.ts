@@ -35,10 +35,10 @@ export interface PluginTable {
 export function builtinPluginTable(commands: readonly CommandModule[]): PluginTable {
   return makeTable(
     commands.map((m) => ({
-      name: m.name,
+      name: m.pluginSection ?? m.name,
       module: m,
       execution: m.execution,
-      matcher: anchored(m.name),
+      matcher: anchored(m.pluginSection ?? m.name),
     })),
     "built-in command list",
   );
@@ -199,7 +199,7 @@ export function defaultPluginConfText(commands: readonly CommandModule[]): strin
   ];
   for (const m of commands) {
     lines.push(
-      `[plugin:${m.name}]`,
+      `[plugin:${m.pluginSection ?? m.name}]`,
       "type = python_module",
       `module_name = dcm.agent.plugins.builtin.${m.name}`,
     );

@@ -28,8 +28,8 @@ export interface RunProcessOptions {
   env: Record<string, string>;
   /** Give the child exactly `env` and nothing inherited. */
   clearEnv?: boolean;
-  /** Text written to the child's standard input; absent means /dev/null. */
-  stdin?: string;
+  /** Text or bytes written to the child's standard input; absent means /dev/null. */
+  stdin?: string | Uint8Array;
   /** Milliseconds before the process tree is killed; 0 or absent means no limit. */
   timeoutMs?: number;
   /** Bytes kept of stdout and, separately, of stderr. */
@@ -183,10 +183,10 @@ function signalGroup(pgid: number, signal: Deno.Signal): void {
   }
 }
 
-async function feed(stream: WritableStream<Uint8Array>, text: string): Promise<void> {
+async function feed(stream: WritableStream<Uint8Array>, input: string | Uint8Array): Promise<void> {
   const writer = stream.getWriter();
   try {
-    await writer.write(new TextEncoder().encode(text));
+    await writer.write(typeof input === "string" ? new TextEncoder().encode(input) : input);
     await writer.close();
   } catch {
     // The child exited (or was killed) without reading its input; its exit code tells why.

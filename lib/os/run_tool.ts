@@ -29,8 +29,10 @@ export interface RunOptions {
   privileged?: boolean;
   /** Run as this uid/gid with no supplementary groups (implies starting privileged). */
   asUser?: RunAs;
-  /** Text written to the tool's standard input. */
-  stdin?: string;
+  /** Text or bytes written to the tool's standard input (secrets go here, never into argv). */
+  stdin?: string | Uint8Array;
+  /** Aborting kills the tool's process tree (a cancelled job). */
+  signal?: AbortSignal;
   /** Exit codes that count as success for {@linkcode ToolRunner.check}; default [0]. */
   okCodes?: number[];
 }
@@ -110,6 +112,7 @@ export class ToolRunner {
       env: TOOL_ENV,
       clearEnv: true,
       stdin: options.stdin,
+      signal: options.signal,
       timeoutMs: TOOL_TIMEOUT_MS,
       maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
     });

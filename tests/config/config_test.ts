@@ -191,7 +191,7 @@ Deno.test("plugin.conf: the default file round-trips to the built-in list", () =
     file: "default",
     commands: BUILTIN_COMMANDS,
   });
-  assert.deepEqual(table.names(), BUILTIN_COMMANDS.map((c) => c.name));
+  assert.deepEqual(table.names(), BUILTIN_COMMANDS.map((c) => c.pluginSection ?? c.name));
   for (const c of BUILTIN_COMMANDS) assert.equal(table.find(c.name)?.execution, c.execution);
 });
 
