@@ -119,7 +119,7 @@ type Timer = ReturnType<typeof setTimeout>;
 
 const DEFAULT_FRAME_TIMEOUT_MS = 10_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
-/** The model keeps ACKing retransmitted REPLYs for its 60 s cleanup timeout (spec 1.8). */
+/** The model keeps ACKing retransmitted REPLYs for its 60 s cleanup timeout (ARCHITECTURE.md, Messages). */
 const REPLY_ACK_WINDOW_MS = 60_000;
 
 interface Connection {
@@ -166,7 +166,7 @@ interface HandshakeWaiter extends Waiter {
   count: number;
 }
 
-/** A protocol-104 agent manager for development and tests (reference model of spec 1.8). */
+/** A protocol-104 agent manager for development and tests (modelled on the original's test manager). */
 export class DevManager {
   /** ws://<host>:<port>/agentManager */
   readonly url: string;
@@ -284,7 +284,7 @@ export class DevManager {
     return this.#droppedFrames + this.frames.length;
   }
 
-  /** The default handshake reply: return_code 200 modelled on the original test fixture (spec 1.3). */
+  /** The default handshake reply: return_code 200 modelled on the original test fixture (ARCHITECTURE.md, Handshake). */
   acceptHandshake(): Frame {
     return {
       return_code: 200,
@@ -390,7 +390,7 @@ export class DevManager {
   }
 
   /**
-   * Sends a REQUEST and resolves with the REPLY (the RequestRPC model of spec 1.8):
+   * Sends a REQUEST and resolves with the REPLY (the original's test model, RequestRPC):
    * retransmits the same document while neither ACK nor REPLY came, and ACKs the REPLY
    * with its message_id. Rejects with {@linkcode RequestNackedError} on a NACK.
    */

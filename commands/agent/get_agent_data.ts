@@ -1,4 +1,4 @@
-/** `get_agent_data`: a snapshot of CPU, memory, processes and platform (spec 2.3). */
+/** `get_agent_data`: a snapshot of CPU, memory, processes and platform. */
 import { defineCommand } from "../../lib/core/mod.ts";
 import {
   countProcesses,

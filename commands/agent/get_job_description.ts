@@ -1,4 +1,4 @@
-/** `get_job_description`: the state of a long-running job (spec 2.17). */
+/** `get_job_description`: the state of a long-running job. */
 import { defineCommand } from "../../lib/core/mod.ts";
 import { makeReply } from "../../lib/protocol/mod.ts";
 

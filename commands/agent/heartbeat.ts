@@ -1,4 +1,4 @@
-/** `heartbeat`: the agent's STARTING/RUNNING state (spec 2.2). */
+/** `heartbeat`: the agent's STARTING/RUNNING state. */
 import { defineCommand } from "../../lib/core/mod.ts";
 import { makeReply } from "../../lib/protocol/mod.ts";
 

@@ -1,4 +1,4 @@
-/** `initialize`: renames the host, adds the customer account and sets the state RUNNING (spec 2.7). */
+/** `initialize`: renames the host, adds the customer account and sets the state RUNNING. */
 import { defineCommand } from "../../lib/core/mod.ts";
 import { makeReply } from "../../lib/protocol/mod.ts";
 
@@ -44,7 +44,7 @@ export default defineCommand({
       ctx.services.state.set("RUNNING");
       return makeReply(0);
     } catch (err) {
-      // The original put the exception text in `message` (spec 2.7).
+      // The original put the exception text in `message`.
       return makeReply(1, { message: err instanceof Error ? err.message : String(err) });
     }
   },

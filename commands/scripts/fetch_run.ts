@@ -1,4 +1,4 @@
-/** `fetch_run`: downloads a script from an http(s) URL, or takes a local file, and runs it (spec 2.15). */
+/** `fetch_run`: downloads a script from an http(s) URL, or takes a local file, and runs it. */
 import { defineCommand } from "../../lib/core/mod.ts";
 
 export default defineCommand({

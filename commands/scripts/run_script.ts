@@ -1,4 +1,4 @@
-/** `run_script`: runs a script sent inline as base64, after a SHA-256 check (spec 2.14). */
+/** `run_script`: runs a script sent inline as base64, after a SHA-256 check. */
 import { defineCommand } from "../../lib/core/mod.ts";
 
 /** Largest decompressed script accepted; protects the agent against zip bombs. */

@@ -1,4 +1,4 @@
-/** `delete_system_stat`: stops and removes a named collector (spec 2.18). */
+/** `delete_system_stat`: stops and removes a named collector. */
 import { defineCommand } from "../../lib/core/mod.ts";
 import { makeReply } from "../../lib/protocol/mod.ts";
 

@@ -1,4 +1,4 @@
-/** `get_system_stat`: the newest samples of a named collector (spec 2.18). */
+/** `get_system_stat`: the newest samples of a named collector. */
 import { defineCommand } from "../../lib/core/mod.ts";
 import { makeReply } from "../../lib/protocol/mod.ts";
 

@@ -1,4 +1,4 @@
-/** `init_system_stat`: starts a named system-stat collector (spec 2.18). */
+/** `init_system_stat`: starts a named system-stat collector. */
 import { defineCommand } from "../../lib/core/mod.ts";
 import { makeReply } from "../../lib/protocol/mod.ts";
 
@@ -17,7 +17,7 @@ export default defineCommand({
   },
   run(args, ctx) {
     const { statType, statName, holdCount, checkInterval } = args;
-    // Mandatory arguments may still be null (spec 2.0); none of these can be.
+    // Mandatory arguments may still be null (ARCHITECTURE.md, Command rules); none of these can be.
     if (statType === null || statName === null || holdCount === null || checkInterval === null) {
       throw new Error("statType, statName, holdCount and checkInterval must not be null");
     }

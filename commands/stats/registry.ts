@@ -1,5 +1,5 @@
 /**
- * System-stat collectors (spec 2.18 and 7). `init_system_stat` creates a
+ * System-stat collectors. `init_system_stat` creates a
  * named collector that samples one statistic every `checkInterval` seconds
  * and keeps the newest `holdCount` samples; `get_system_stat` reads them.
  * Collectors are timer chains on the event loop, kept in memory only, and
@@ -20,7 +20,7 @@ import {
 /** One sample: "timestamp" (float epoch seconds) plus the statistic's fields. */
 export type StatSample = Record<string, number>;
 
-/** Smallest accepted checkInterval in seconds; the spec's own test uses 0.1. */
+/** Smallest accepted checkInterval in seconds; the original's own test uses 0.1. */
 const MIN_CHECK_INTERVAL = 0.1;
 /** Largest accepted checkInterval (one day); longer timer delays overflow to "at once". */
 const MAX_CHECK_INTERVAL = 86400;
@@ -51,7 +51,7 @@ interface StatKind {
   start(checkInterval: number, proc: ProcOptions): Sampler;
 }
 
-/** The statTypes of spec 7, in the spec's order. */
+/** The stat types, in the original agent's order. */
 const KINDS: Record<string, StatKind> = {
   "cpu-idle": {
     replyType: "cpu_idle_stat_array",
@@ -203,7 +203,7 @@ class Collector {
   }
 }
 
-/** The collectors of one agent process, by statName (spec 2.18). */
+/** The collectors of one agent process, by statName. */
 export class StatRegistry implements StatRegistryLike {
   #collectors = new Map<string, Collector>();
   #proc: ProcOptions;

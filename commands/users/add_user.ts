@@ -1,4 +1,4 @@
-/** `add_user`: creates or updates a login user with an SSH key and optional sudo rights (spec 2.4). */
+/** `add_user`: creates or updates a login user with an SSH key and optional sudo rights. */
 import { defineCommand } from "../../lib/core/mod.ts";
 import { makeReply } from "../../lib/protocol/mod.ts";
 import { liveAdapterOptions } from "../../lib/os/mod.ts";

@@ -1,4 +1,4 @@
-/** `remove_user`: removes a login user, its home, mail spool and sudo rights (spec 2.5). */
+/** `remove_user`: removes a login user, its home, mail spool and sudo rights. */
 import { defineCommand } from "../../lib/core/mod.ts";
 import { makeReply } from "../../lib/protocol/mod.ts";
 import { liveAdapterOptions } from "../../lib/os/mod.ts";
@@ -16,7 +16,7 @@ export default defineCommand({
     const { Accounts } = await import("../../lib/os/accounts/mod.ts");
     const accounts = ctx.services.adapters.accounts ?? new Accounts(liveAdapterOptions(ctx.config));
     // A failure throws: the original raised here, so the reply is return_code 1 with the
-    // percent-encoded text (spec 2.0).
+    // percent-encoded text (ARCHITECTURE.md, Command rules).
     const done = await accounts.removeUser(args.userId, {
       agentUser: ctx.config.system.user,
     });

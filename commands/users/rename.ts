@@ -1,4 +1,4 @@
-/** `rename`: sets the hostname, /etc/hostname and the primary address's /etc/hosts line (spec 2.6). */
+/** `rename`: sets the hostname, /etc/hostname and the primary address's /etc/hosts line. */
 import { defineCommand } from "../../lib/core/mod.ts";
 import { makeReply } from "../../lib/protocol/mod.ts";
 import { liveAdapterOptions } from "../../lib/os/mod.ts";

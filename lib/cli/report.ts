@@ -1,5 +1,5 @@
 /**
- * `dcm-agent --report` (spec 6.1): a support tarball with the agent's base
+ * `dcm-agent --report` (README, Running): a support tarball with the agent's base
  * directory, boot and cloud-init logs, metadata and process facts. Unlike the
  * original, the `secure/` directory (token, journal) is left out: the tarball
  * lands in /tmp and is meant to be shared.

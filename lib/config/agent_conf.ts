@@ -1,6 +1,6 @@
 /**
  * Loads agent.conf: `/dcm/etc/agent.conf`, then `$DCM_AGENT_CONF`, then `-c`,
- * later files overriding earlier ones (spec 5.1). Values are checked against
+ * later files overriding earlier ones (README, Configuration). Values are checked against
  * the schema; a relative path is resolved against the file that set it.
  */
 import { dirname, isAbsolute, resolve } from "node:path";

@@ -1,6 +1,6 @@
 /**
  * Every agent.conf section and key, with its type, default, unit and help
- * text, in the order `configure` writes them (spec 5.2). The typed
+ * text, in the order `configure` writes them (README, Configuration). The typed
  * `AgentConfig` is derived from this one table.
  */
 
@@ -41,7 +41,7 @@ function choice(def: string | null, choices: readonly string[], help: string) {
   return { kind: "choice", default: def, help, choices } as OptionSpec<string | null>;
 }
 
-/** Cloud names accepted in `[cloud]type` (spec 8 plus the seed README list). */
+/** Cloud names accepted in `[cloud]type` (ARCHITECTURE.md, Cloud metadata). */
 export const CLOUD_TYPES = [
   "Amazon",
   "Atmos",

@@ -1,7 +1,7 @@
 /**
  * Start at boot (`configure -B`): a systemd unit where systemd is present,
  * otherwise a SysV init script registered with insserv, update-rc.d or
- * chkconfig (spec 5.5). Both files are shipped in config/ and embedded in the
+ * chkconfig (README, Installing on a VM). Both files are shipped in config/ and embedded in the
  * binary through text imports; configure fills in the installed paths.
  * With a root other than "/", files are written below it and links are made
  * by hand, so the running system's init is never touched.
@@ -122,7 +122,7 @@ function installInitScript(target: BootTarget, root: string): BootResult {
   Deno.mkdirSync(initDir, { recursive: true });
   writeFileAtomic(file, renderInitScript(target), { mode: 0o755 });
   if (root === "/") {
-    // The original's order (spec 5.4 -B): the first tool that exists does it.
+    // The original's order (README, Installing on a VM): the first tool that exists does it.
     const tools: [string, string[]][] = [
       ["insserv", [SERVICE_NAME]],
       ["update-rc.d", [SERVICE_NAME, "defaults"]],

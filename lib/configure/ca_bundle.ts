@@ -1,5 +1,5 @@
 /**
- * CA bundle checks for `configure` (spec 5.4 step 9): unless certificate
+ * CA bundle checks for `configure` (README, Installing on a VM): unless certificate
  * checking is off, agent.conf must name a CA file, guessed from the system's
  * bundle when the operator gives none.
  */
@@ -7,7 +7,7 @@
 /** The bundle shipped with the original package; it is maintained by hand. */
 export const HAND_MAINTAINED_BUNDLE = "/opt/dcm-agent/embedded/ssl/certs/cacert.pem";
 
-/** System bundles tried in order (spec 5.4 step 9, plus the RHEL path). */
+/** System bundles tried in order (README, Installing on a VM). */
 export const CA_BUNDLE_CANDIDATES: readonly string[] = [
   "/etc/ssl/certs/ca-bundle.crt",
   "/etc/ssl/certs/ca-certificates.crt",

@@ -24,7 +24,7 @@ export function checkManagerUrl(values: ConfValues, parsed: ConfigureArgs): void
   }
 }
 
-/** Spec 5.4 step 9: with certificate checking on, a usable CA file is required. */
+/** the original configure step 9: with certificate checking on, a usable CA file is required. */
 export function checkCa(
   values: ConfValues,
   parsed: ConfigureArgs,

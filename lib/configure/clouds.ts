@@ -1,5 +1,5 @@
 /**
- * Cloud names for `configure` (spec 5.4 and 8): normalising what the operator
+ * Cloud names for `configure` (README, Installing on a VM): normalising what the operator
  * typed, the list offered interactively, and the per-cloud metadata_url.
  */
 import { CLOUD_TYPES } from "../config/mod.ts";
@@ -7,7 +7,7 @@ import { CLOUD_TYPES } from "../config/mod.ts";
 /** Clouds offered by `configure -i`: every cloud type except the hidden test cloud. */
 export const OFFERED_CLOUDS: readonly string[] = CLOUD_TYPES.filter((c) => c !== "Konami");
 
-/** metadata_url defaults of spec 5.4 step 8; `null` means the key is unset. */
+/** metadata_url defaults of the original configure step 8; `null` means the key is unset. */
 const METADATA_URLS: Readonly<Record<string, string | null>> = {
   Amazon: "http://169.254.169.254/latest/meta-data/",
   OpenStack: "http://169.254.169.254/openstack/2012-08-10/meta_data.json",
@@ -26,7 +26,7 @@ export function normalizeCloud(name: string): string | undefined {
 /**
  * The metadata_url to write for `cloud`, given the current value.
  *
- * Clouds with a known service get its URL and CloudStack gets none (spec 5.4
+ * Clouds with a known service get its URL and CloudStack gets none (README, Installing on a VM
  * step 8). Other clouds keep the current value, except one that is another
  * cloud's default: switching from Amazon to VMware must not leave Amazon's URL.
  */

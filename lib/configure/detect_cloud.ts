@@ -1,8 +1,8 @@
 /**
- * Cloud auto-detection for `configure` (spec 8): a cloud counts when the
+ * Cloud auto-detection for `configure` (ARCHITECTURE.md, Cloud metadata): a cloud counts when the
  * agent's own metadata lookup for it returns an instance id. All clouds are
  * probed at once with a short timeout, so a server outside any cloud is
- * configured in seconds; the first match in the spec's order wins: Joyent,
+ * configured in seconds; the first match in the original's order wins: Joyent,
  * OpenStack, CloudStack, Amazon, Google, DigitalOcean, Azure, else UNKNOWN.
  * OpenStack comes before Amazon because it also answers on the EC2 address.
  */

@@ -1,5 +1,5 @@
 /**
- * `configure --install-extras` (spec 5.6): downloads the agent extras package
+ * `configure --install-extras`: downloads the agent extras package
  * (used by Puppet runs) for this distribution and installs it with dpkg or rpm.
  */
 import { join } from "node:path";
@@ -14,7 +14,7 @@ export interface ExtrasSettings {
   basePath: string;
 }
 
-/** Package file names to try, in the original's order (spec 5.6). */
+/** Package file names to try, in the original's order. */
 export function extrasPackageNames(platform: Platform, arch: string): string[] {
   const deb = platform.name === "ubuntu" || platform.name === "debian";
   const ext = deb ? "deb" : "rpm";

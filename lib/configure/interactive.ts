@@ -1,5 +1,5 @@
 /**
- * The questions of `configure -i` (spec 5.4), in the original's order: cloud,
+ * The questions of `configure -i` (README, Installing on a VM), in the original's order: cloud,
  * manager URL, certificate checking and CA file (only for a wss:// URL);
  * "start on boot?" comes last, after the summary of what will be written.
  * Enter keeps the value shown in brackets; a wrong answer is explained and

@@ -1,5 +1,5 @@
 /**
- * `dcm-agent configure` and `dcm-agent reconfigure` (spec 5.4): builds the
+ * `dcm-agent configure` and `dcm-agent reconfigure` (README, Installing on a VM): builds the
  * agent.conf values (defaults, then -r, then options, then detection and the
  * interactive answers), checks everything before touching the disk, then
  * writes the tree and registers the boot service.

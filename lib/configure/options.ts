@@ -1,5 +1,5 @@
 /**
- * The `dcm-agent configure` command line (spec 5.4): the original's short and
+ * The `dcm-agent configure` command line (README, Installing on a VM): the original's short and
  * long option names, parsed with node:util parseArgs and checked up front so
  * that a bad value stops the run before anything is written.
  */
@@ -16,7 +16,7 @@ export class UsageError extends Error {
   }
 }
 
-/** Log levels accepted by -L (spec 5.3); WARNING is Python's other name for WARN. */
+/** Log levels accepted by -L (README, Configuration); WARNING is Python's other name for WARN. */
 const LOG_LEVELS: readonly string[] = ["ERROR", "WARN", "WARNING", "INFO", "DEBUG"];
 
 /** The parsed command line; `undefined` means "not given". */

@@ -33,7 +33,7 @@ export function otherFiles(
   return files;
 }
 
-/** The logging.yaml template with its placeholders filled in (spec 5.3). */
+/** The logging.yaml template with its placeholders filled in (README, Configuration). */
 function renderLoggingYaml(logfile: string, level: string, user: string): string {
   // The header names the placeholders: it is reworded, and only the document below is filled in.
   const start = loggingTemplate.indexOf("\n---\n") + 1;

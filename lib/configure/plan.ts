@@ -41,7 +41,7 @@ export interface PlanHooks {
   io?: PromptIo;
 }
 
-/** Spec 5.4 processing steps 1-9, plus the checks that must pass before writing. */
+/** The original configure's processing steps 1-9, plus the checks that must pass before writing. */
 export async function buildPlan(
   parsed: ConfigureArgs,
   options: PlanOptions,

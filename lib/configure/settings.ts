@@ -35,7 +35,7 @@ function splitPath(path: string): [string, string] {
 export class ConfValues {
   #sections = new Map<string, Map<string, string | null>>();
 
-  /** Spec 5.4 step 1: the default of every non-hidden key. */
+  /** the original configure step 1: the default of every non-hidden key. */
   static defaults(): ConfValues {
     const values = new ConfValues();
     for (const section of Object.keys(SCHEMA) as SectionName[]) {
@@ -83,7 +83,7 @@ export class ConfValues {
   }
 
   /**
-   * Spec 5.4 step 2: overlays an existing agent.conf. Relative paths are made
+   * the original configure step 2: overlays an existing agent.conf. Relative paths are made
    * absolute against the file's directory, which is how the agent reads them,
    * so that they keep their meaning when the new file is written elsewhere.
    */

@@ -1,5 +1,5 @@
 /**
- * The install tree of spec 5.4: directories with their modes, files written
+ * The install tree (README, Where every file lives): directories with their modes, files written
  * all-or-nothing (every file is staged next to its target first, then all are
  * renamed into place), and ownership by the system user.
  */
@@ -23,7 +23,7 @@ export interface TreeOptions {
   extraParents?: readonly string[];
 }
 
-/** The directories and modes of spec 5.4 for base path `base`. */
+/** The directories and modes (README, Where every file lives) for base path `base`. */
 export function plannedDirectories(base: string, options: TreeOptions): TreeDirectory[] {
   const dirs: TreeDirectory[] = [
     { path: base, mode: 0o755 },

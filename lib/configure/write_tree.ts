@@ -50,7 +50,7 @@ export function writeTree(
   giveToUser(plan, dirs.map((d) => d.path), parsed, hooks);
 }
 
-/** `chown -R user:user` of the tree (spec 5.4); the base itself only, not whatever else is in it. */
+/** `chown -R user:user` of the tree (README, Installing on a VM); the base itself only, not whatever else is in it. */
 function giveToUser(
   plan: Plan,
   dirs: string[],
@@ -85,7 +85,7 @@ function giveToUser(
   hooks.detail(`gave ${plan.base} to ${plan.user}`);
 }
 
-/** `bin/variables.sh`, sourced by scripts (spec 5.4). */
+/** `bin/variables.sh`, sourced by scripts (README, Installing on a VM). */
 function variablesSh(user: string, base: string): string {
   const quote = (v: string) => /^[A-Za-z0-9_./-]+$/.test(v) ? v : `'${v.replaceAll("'", `'\\''`)}'`;
   return `DCM_USER=${quote(user)}\nDCM_BASEDIR=${quote(base)}\n`;

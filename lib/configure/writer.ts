@@ -1,5 +1,5 @@
 /**
- * Renders agent.conf from SCHEMA (spec 5.4): every section and non-hidden key
+ * Renders agent.conf from SCHEMA (README, Installing on a VM): every section and non-hidden key
  * in schema order, each key's help as `# ` lines wrapped at 79 columns, and
  * `#key=` for unset keys. Keys and sections outside the schema (kept from -r)
  * follow, so nothing the operator added is lost.

@@ -10,10 +10,10 @@ import type { HostIdentity } from "../os/host_identity.ts";
 import type { Volumes } from "../os/volumes/mod.ts";
 import type { LogLevel, ReplyPayload } from "../protocol/mod.ts";
 
-/** How a command runs (spec 2.0 execution classes). */
+/** How a command runs (ARCHITECTURE.md, Command rules). */
 export type Execution = "normal" | "long" | "immediate";
 
-/** Console logging for a running command (becomes LOG frames, spec 1.9). */
+/** Console logging for a running command (becomes LOG frames, ARCHITECTURE.md, LOG frames). */
 export interface CommandLog {
   /** A line the command or its script reported (DEBUG "job details"). */
   detail(line: string): void;
@@ -27,7 +27,7 @@ export interface AgentStateStore {
   set(state: string): void;
 }
 
-/** A long-running job as the manager sees it (spec 2.0 job description). */
+/** A long-running job as the manager sees it (ARCHITECTURE.md, Command rules). */
 export interface JobDescription {
   customer_id: unknown;
   description: string;
@@ -44,7 +44,7 @@ export interface JobLookup {
   describe(jobId: number): JobDescription | undefined;
 }
 
-/** Options of a system-stat collector (spec 2.18). */
+/** Options of a system-stat collector. */
 export interface StatOptions {
   statType: string;
   statName: string;
@@ -52,7 +52,7 @@ export interface StatOptions {
   checkInterval: number;
 }
 
-/** The registry of system-stat collectors (spec 7). Methods throw Error with a clear text. */
+/** The registry of system-stat collectors. Methods throw Error with a clear text. */
 export interface StatRegistryLike {
   init(options: StatOptions): void;
   get(statName: string): { replyType: string; samples: Record<string, number>[] };
@@ -65,7 +65,7 @@ export interface HostInfo {
   version: string;
   platformName: string;
   platformVersion: string;
-  /** This host's IPv4 addresses, primary first, as `rename` chooses from them (spec 8). */
+  /** This host's IPv4 addresses, primary first, as `rename` chooses from them (ARCHITECTURE.md, Cloud metadata). */
   ipv4Addresses(): Promise<string[]>;
   /** customerId from the last successful handshake, or null. */
   customerId(): unknown;
@@ -147,7 +147,7 @@ export interface CommandModule {
    * ACK and REPLY share one commit.
    */
   readOnly: boolean;
-  /** Handshake features this command contributes (spec 1.3 step 2). */
+  /** Handshake features this command contributes (ARCHITECTURE.md, Handshake). */
   features?(config: AgentConfig): Record<string, unknown>;
   run(args: Record<string, unknown>, ctx: CommandContext): Promise<ReplyPayload>;
 }

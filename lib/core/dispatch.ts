@@ -1,7 +1,7 @@
 /**
  * Runs one command module with raw request arguments: converts them per the
  * command's declarations, warns about unknown keys, and turns a thrown error
- * into the spec's return_code 1 reply (spec 2.0).
+ * into the return_code 1 reply (ARCHITECTURE.md, Command rules).
  */
 import { parseArguments } from "../protocol/mod.ts";
 import type { CommandContext, CommandModule } from "./command.ts";

@@ -1,5 +1,5 @@
 /**
- * Long-running jobs (spec 2.0): a job id, WAITING → RUNNING → COMPLETE or
+ * Long-running jobs (ARCHITECTURE.md, Command rules): a job id, WAITING → RUNNING → COMPLETE or
  * ERROR, kept in the journal so get_job_description answers after a restart.
  */
 import type { JobDescription, JobLookup } from "./command.ts";
@@ -83,7 +83,7 @@ export class JobTable implements JobLookup {
   }
 }
 
-/** The wire form of a job (spec 2.0 job description object). */
+/** The wire form of a job (ARCHITECTURE.md, Command rules). */
 export function publicView(row: JobRow): JobDescription {
   return {
     customer_id: row.customer_id,

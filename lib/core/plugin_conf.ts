@@ -1,5 +1,5 @@
 /**
- * plugin.conf (spec 4.1): which commands the agent offers, in which order,
+ * plugin.conf (README, Configuration): which commands the agent offers, in which order,
  * and their execution class. Section names are regular expressions anchored
  * at both ends, matched against `plugin:<command>`; the first match wins.
  * A section with `type = exe` is an external executable (exe_plugin.ts).

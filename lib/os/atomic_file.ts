@@ -1,6 +1,6 @@
 /**
  * Crash-safe file replacement: readers see either the old or the new content,
- * never a mix (spec 1.3 [BUG]: the original rewrote the token file in place
+ * never a mix (the original rewrote its token file in place
  * without truncating it).
  */
 import { basename, dirname, join } from "node:path";

@@ -1,5 +1,5 @@
 /**
- * Cloud metadata for the handshake (spec 8): the instance id, the id DCM
+ * Cloud metadata for the handshake (ARCHITECTURE.md, Cloud metadata): the instance id, the id DCM
  * injected at launch, and the IPv4 list. Every lookup is bounded by a timeout
  * and gives null on any failure, so a dead metadata service only delays a
  * handshake by at most one timeout (callers run the lookups in parallel).
@@ -21,13 +21,13 @@ export interface CloudMetadata {
   injectedId(): Promise<string | null>;
   /** The handshake `ipv4` list; entries are null when the metadata service did not answer. */
   ipv4Addresses(): Promise<(string | null)[]>;
-  /** The addresses `rename` chooses from: on Amazon the metadata's local-ipv4 first, then every local IPv4 (spec 8). */
+  /** The addresses `rename` chooses from: on Amazon the metadata's local-ipv4 first, then every local IPv4 (ARCHITECTURE.md, Cloud metadata). */
   hostAddresses(): Promise<string[]>;
 }
 
 /** Options for {@linkcode createCloudMetadata}. */
 export interface CloudMetadataOptions {
-  /** Bound of one lookup in ms; default 10000 (spec 8). */
+  /** Bound of one lookup in ms; default 10000 (ARCHITECTURE.md, Cloud metadata). */
   timeoutMs?: number;
   /** Environment lookup (defaults to Deno.env). */
   env?: (name: string) => string | undefined;
@@ -37,7 +37,7 @@ export interface CloudMetadataOptions {
   root?: string;
 }
 
-/** Default metadata base URLs per cloud (spec 5.4 step 8 and spec 8). */
+/** Default metadata base URLs per cloud (README, Installing on a VM). */
 const DEFAULT_URLS: Record<string, string> = {
   Amazon: "http://169.254.169.254/latest/meta-data",
   DigitalOcean: "http://169.254.169.254/metadata/v1",
@@ -45,7 +45,7 @@ const DEFAULT_URLS: Record<string, string> = {
   OpenStack: "http://169.254.169.254/openstack/2012-08-10/meta_data.json",
 };
 
-/** Headers the original sent with every metadata request and script download (spec 8). */
+/** Headers the original sent with every metadata request and script download (ARCHITECTURE.md, Cloud metadata). */
 export const METADATA_REQUEST_HEADERS: Readonly<Record<string, string>> = {
   "Content-Type": "application/x-www-form-urlencoded",
   "Connection": "Keep-Alive",
@@ -307,7 +307,7 @@ function blankToNull(value: string | null | undefined): string | null {
   return value === null || value === undefined || value.trim() === "" ? null : value;
 }
 
-/** DCM_AGENT_INJECTED_ID (persisted) or else `<base_dir>/secure/injected_id` (spec 8). */
+/** DCM_AGENT_INJECTED_ID (persisted) or else `<base_dir>/secure/injected_id` (ARCHITECTURE.md, Cloud metadata). */
 function injectedIdFallback(ctx: Context): string | null {
   const baseDir = ctx.config.storage.base_dir ?? "/dcm";
   const file = join(secureDir(baseDir), "injected_id");

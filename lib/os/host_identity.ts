@@ -1,7 +1,7 @@
 /**
  * The host's name: `/etc/hostname`, the running (kernel) hostname and the
  * `/etc/hosts` line of the primary IPv4 address, as the original's `rename`
- * script set them (spec 2.6), against a root directory ("/" in production).
+ * script set them, against a root directory ("/" in production).
  */
 import { getLogger } from "../logging/mod.ts";
 import { statPath, ToolError, ToolRunner } from "./run_tool.ts";
@@ -27,7 +27,7 @@ export interface HostIdentityOptions extends SystemAdapterOptions {
   hostnameCommand?: string[];
 }
 
-/** The longest server name accepted before sanitising (spec 2.6). */
+/** The longest server name accepted before sanitising. */
 const MAX_SERVER_NAME_CHARS = 255;
 // The kernel's HOST_NAME_MAX: `hostname` fails for longer names.
 const MAX_HOSTNAME_CHARS = 64;

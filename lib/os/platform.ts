@@ -1,5 +1,5 @@
 /**
- * Linux distribution detection (spec 5.2): the platform name and version go
+ * Linux distribution detection (README, Configuration): the platform name and version go
  * into the handshake and into scripts' DCM_AGENT_PLATFORM_* variables.
  *
  * Order: /etc/lsb-release, /etc/os-release (modern systems often have no

@@ -1,5 +1,5 @@
 /**
- * Readers of Linux system counters under /proc (spec 2.3 and 7), the data
+ * Readers of Linux system counters under /proc, the data
  * psutil gave the original agent. Every reader takes `{ procRoot }` so tests
  * can point it at a directory of crafted files. Reads are synchronous: /proc
  * files are generated in memory by the kernel, and a synchronous read cannot

@@ -1,5 +1,5 @@
 /**
- * The environment and the run/reply cycle of external scripts (spec 2.0
+ * The environment and the run/reply cycle of external scripts (ARCHITECTURE.md, Command rules
  * "External scripts"): a replaced environment of exactly eight variables,
  * a fresh `$DCM_LOG_FILE` whose lines become job-detail logs, a timeout,
  * and the mapping of a finished script to the five-key reply.
@@ -23,7 +23,7 @@ interface ScriptEnvironmentOptions {
   platform: { name: string; version: string };
 }
 
-/** The complete environment of a script: exactly the eight variables of spec 2.0. */
+/** The complete environment of a script: exactly the eight variables the original gave its scripts. */
 function scriptEnvironment(
   config: AgentConfig,
   options: ScriptEnvironmentOptions,
@@ -75,7 +75,7 @@ export interface ScriptCommandOptions {
   arguments: unknown[] | null;
 }
 
-/** Builds `[sudo -E] [python3] <file> [args…]` (spec 2.14 step 3). */
+/** Builds `[sudo -E] [python3] <file> [args…]`. */
 export function scriptCommand(file: string, options: ScriptCommandOptions): string[] {
   const argv: string[] = [];
   if (options.runUnderSudo && !options.isRoot) argv.push(options.sudo, "-E");
@@ -169,7 +169,7 @@ export async function runScriptFile(
   return scriptReply(result, seconds);
 }
 
-/** Maps a finished script to its reply: exit code, stdout, stderr (spec 2.14). */
+/** Maps a finished script to its reply: exit code, stdout, stderr. */
 function scriptReply(result: ProcessResult, timeoutSeconds: number): ReplyPayload {
   let note = "";
   if (result.timedOut) {

@@ -1,12 +1,12 @@
 /**
- * The agent's authentication token in `<base_dir>/secure/token` (spec 1.3).
+ * The agent's authentication token in `<base_dir>/secure/token` (ARCHITECTURE.md, Handshake).
  * It identifies this server to the manager across restarts; a 409 handshake
  * reply means another server presents the same token, so a new one is made.
  */
 import { join } from "node:path";
 import { writeFileAtomic } from "./atomic_file.ts";
 
-/** Characters of the random token prefix (spec 1.3). */
+/** Characters of the random token prefix (ARCHITECTURE.md, Handshake). */
 export const TOKEN_ALPHABET =
   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_!@#^(),.=+";
 

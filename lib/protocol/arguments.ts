@@ -1,9 +1,9 @@
 /**
- * Command argument declarations and the converters of spec 2.0. A command
+ * Command argument declarations and the converters (ARCHITECTURE.md, Command rules). A command
  * declares each argument once; `parseArguments` applies the rules.
  */
 
-/** The converter kinds of spec 2.0. */
+/** The converter kinds (ARCHITECTURE.md, Command rules). */
 export type ArgType =
   | "str"
   | "int"
@@ -43,7 +43,7 @@ export interface ParsedArguments {
 
 const USER_NAME_RE = /^[A-Za-z0-9_-]+$/;
 
-/** Validates a user name as spec 2.0's validator does, with a length limit. */
+/** Validates a user name as the original's validator does, with a length limit. */
 export function checkUserName(value: string, what = "user name"): string {
   if (value.length === 0) throw new ArgumentError(`${what} is empty`);
   if (value.length > 32) {
@@ -145,7 +145,7 @@ function describe(value: unknown): string {
   return typeof value === "object" ? "an object" : `the ${typeof value} ${String(value)}`;
 }
 
-/** Applies declarations to the request's arguments (spec 2.0 rules). */
+/** Applies declarations to the request's arguments (ARCHITECTURE.md, Command rules). */
 export function parseArguments(
   specs: Record<string, ArgSpec>,
   given: Record<string, unknown>,

@@ -1,12 +1,12 @@
 /**
  * Protocol 104 message types, validation of incoming frames and builders of
- * outgoing ones (spec 1.4). Nothing else in the agent knows wire field names.
+ * outgoing ones (ARCHITECTURE.md, Messages). Nothing else in the agent knows wire field names.
  */
 
 /** The protocol version sent in the handshake. */
 export const PROTOCOL_VERSION = 104;
 
-/** Request id used in a NACK when the incoming frame has none (spec 1.5). */
+/** Request id used in a NACK when the incoming frame has none (ARCHITECTURE.md, Messages). */
 export const MISSING_REQUEST_ID = "DEADBEEF";
 
 /** Longest command name accepted (names are echoed in NACKs). */
@@ -51,7 +51,7 @@ export interface ControlMessage {
 /** Any validated incoming message. */
 export type IncomingMessage = RequestMessage | ControlMessage;
 
-/** The five-key result of every command (spec 2.0). */
+/** The five-key result of every command (ARCHITECTURE.md, Command rules). */
 export interface ReplyPayload {
   return_code: number;
   reply_type: string;
@@ -65,7 +65,7 @@ export type ParseResult =
   | { ok: true; message: IncomingMessage }
   | { ok: false; requestId: string; error: string };
 
-/** The handshake reply fields the agent reads (spec 1.3). */
+/** The handshake reply fields the agent reads (ARCHITECTURE.md, Handshake). */
 export interface HandshakeReply {
   return_code: number;
   handshake?: Record<string, unknown>;
@@ -163,7 +163,7 @@ export function parseHandshakeReply(text: string): HandshakeReply | string {
   return d as unknown as HandshakeReply;
 }
 
-/** Generates message ids: 8 hex digits chosen at start-up plus a counter (spec 1.4). */
+/** Generates message ids: 8 hex digits chosen at start-up plus a counter (ARCHITECTURE.md, Messages). */
 export class MessageIds {
   #prefix = crypto.randomUUID().replaceAll("-", "").slice(0, 8);
   #counter = 0;
@@ -209,10 +209,10 @@ export function statusFrame(
   return { type: "STATUS", ...env, entity: "status send", state, reply };
 }
 
-/** Console log levels of LOG frames (spec 1.9). */
+/** Console log levels of LOG frames (ARCHITECTURE.md, LOG frames). */
 export type LogLevel = "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL";
 
-/** Longest LOG text before percent-encoding (spec 1.9). */
+/** Longest LOG text before percent-encoding (ARCHITECTURE.md, LOG frames). */
 const MAX_LOG_CHARS = 10240;
 
 /** Builds a LOG frame: the line is cut to 10240 characters, then percent-encoded. */
@@ -240,7 +240,7 @@ export function percentDecode(text: string): string {
   }
 }
 
-/** Builds a reply payload with the spec's defaults for missing keys. */
+/** Builds a reply payload with the protocol's defaults for missing keys. */
 export function makeReply(
   returnCode: number,
   fields: Partial<Omit<ReplyPayload, "return_code">> = {},
@@ -254,7 +254,7 @@ export function makeReply(
   };
 }
 
-/** The reply for a command that raised: return_code 1, percent-encoded error (spec 2.0). */
+/** The reply for a command that raised: return_code 1, percent-encoded error (ARCHITECTURE.md, Command rules). */
 export function errorReply(error: string): ReplyPayload {
   return makeReply(1, { error_message: percentEncode(error) });
 }

@@ -1,9 +1,9 @@
 /**
- * Reconnect backoff (spec 1.2): the first attempt is immediate, each error
+ * Reconnect backoff (ARCHITECTURE.md, The wire protocol): the first attempt is immediate, each error
  * doubles the delay up to a maximum, activity resets it, and a 503 handshake
  * reply forces a lower bound.
  *
- * Jitter (spec 10.2 item 9): the wait after an error is drawn uniformly from
+ * Jitter: the wait after an error is drawn uniformly from
  * [(1 - jitter) * d, d] where d is the doubled delay, so a fleet that lost the
  * same manager does not reconnect in lock-step. The doubling itself uses the
  * un-jittered d, so the sequence keeps the original's 2, 4, 8… upper bounds

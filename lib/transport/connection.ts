@@ -1,5 +1,5 @@
 /**
- * The websocket link to the agent manager (spec 1.1-1.3): connect outbound
+ * The websocket link to the agent manager (ARCHITECTURE.md, The wire protocol): connect outbound
  * with subprotocol `dcm`, send the handshake first, evaluate the manager's
  * reply, deliver later frames in order, detect dead connections with pings,
  * and reconnect for ever with backoff. This module is the reconnect loop and
@@ -32,10 +32,10 @@ const log = getLogger(["dcm", "agent", "connection"]);
 /** How long a graceful close may take before the socket is torn down. */
 const CLOSE_GRACE_MS = 1000;
 
-/** The websocket subprotocol the agent asks for (spec 1.1). */
+/** The websocket subprotocol the agent asks for (ARCHITECTURE.md, The wire protocol). */
 const SUBPROTOCOL = "dcm";
 
-/** Connection states (spec 1.2; HANDSHAKE_RECEIVED is passed through synchronously). */
+/** Connection states (ARCHITECTURE.md, The wire protocol). */
 export type ConnectionState = "WAITING" | "CONNECTING" | "HANDSHAKING" | "OPEN" | "DONE";
 
 /** What the connection needs from the agent core. */
@@ -347,7 +347,7 @@ export class Connection {
 
   /**
    * Ends an attempt once. A session that was OPEN reconnects as soon as the
-   * backoff allows (normally at once, spec 1.2) unless `failed` says the
+   * backoff allows (normally at once, ARCHITECTURE.md, The wire protocol) unless `failed` says the
    * agent refused something; any earlier failure backs off.
    */
   #end(attempt: Attempt, reason: string, failed: boolean): void {

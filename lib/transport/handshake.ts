@@ -1,6 +1,6 @@
 /**
  * The handshake document the agent sends as the first frame of every
- * connection (spec 1.3). It is rebuilt on every attempt so that metadata
+ * connection (ARCHITECTURE.md, Handshake). It is rebuilt on every attempt so that metadata
  * changes (a new IP, a token regenerated after 409) are picked up.
  */
 import type { CloudMetadata } from "../os/mod.ts";

@@ -118,7 +118,7 @@ const EXPECTED: Record<string, { replyType: string; keys: string[] }> = {
   "net-bytes-out": { replyType: "net_bytes_out_stat_array", keys: ["timestamp", "net-bytes-out"] },
 };
 
-test("the eight statTypes give samples with the spec's keys and reply_types (real /proc)", async () => {
+test("the eight statTypes give samples with the original's keys and reply_types (real /proc)", async () => {
   assert.deepEqual([...STAT_TYPES].sort(), Object.keys(EXPECTED).sort());
   const stats = new StatRegistry();
   try {

@@ -94,7 +94,7 @@ function baseArgs(base: string, ca: string): string[] {
   return ["-p", base, "-u", URL1, "-c", "amazon", "-U", "root", "-A", ca];
 }
 
-Deno.test("flag mode writes the spec's tree with its modes and nothing else", async () => {
+Deno.test("flag mode writes the original's tree with its modes and nothing else", async () => {
   await withDir(async (dir, ca) => {
     const base = join(dir, "dcm");
     const run = await configure([...baseArgs(base, ca), "-t", join(base, "tmp")]);
@@ -706,7 +706,7 @@ Deno.test("reconfigure finds the installed agent.conf from -p or the boot unit",
   });
 });
 
-Deno.test("detectCloud follows the spec's order and needs an instance id", async () => {
+Deno.test("detectCloud follows the original's order and needs an instance id", async () => {
   const serve = (
     answers: Record<string, string>,
     headers: Record<string, string> = {},

@@ -92,7 +92,7 @@ async function all(md: CloudMetadata) {
   return { instanceId, injectedId, ipv4 };
 }
 
-Deno.test("cloud metadata: Amazon (IMDSv1) paths, with the spec's headers", async () => {
+Deno.test("cloud metadata: Amazon (IMDSv1) paths, with the original's headers", async () => {
   await using server = startMetadataServer();
   using dir = tempDir();
   // configure writes a trailing slash.

@@ -61,7 +61,7 @@ Deno.test("token: a blank file gets a new token", () => {
   assert.equal(Deno.readTextFileSync(`${dir.path}/secure/token`), token);
 });
 
-Deno.test("token: regenerating replaces a longer old token completely (spec 1.3 [BUG])", () => {
+Deno.test("token: regenerating replaces a longer old token completely (the original left the old tail)", () => {
   using dir = tempDir();
   const base = dir.path;
   Deno.mkdirSync(`${base}/secure`, { mode: 0o700 });

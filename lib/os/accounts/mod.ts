@@ -1,6 +1,6 @@
 /**
  * Local user accounts: the system effects of `add_user` and `remove_user`
- * (spec 2.4, 2.5) made with useradd, groupadd, usermod, gpasswd, userdel,
+ * made with useradd, groupadd, usermod, gpasswd, userdel,
  * visudo and coreutils against a root directory: "/" in production, a
  * throw-away copy of /etc in tests. Files inside a user's home are only ever
  * touched as that user, so a link the user planted can never redirect a
@@ -42,7 +42,7 @@ export interface AccountsOptions extends SystemAdapterOptions {
   selfUid?: number | null;
 }
 
-/** What `add_user` asks for (spec 2.4). */
+/** What `add_user` asks for. */
 export interface AddUserRequest {
   userName: string;
   firstName: string | null;
@@ -95,7 +95,7 @@ export class Accounts {
     return readLoginDefs(this.#ctx);
   }
 
-  /** Creates or updates a user as spec 2.4 describes; returns what was changed. */
+  /** Creates or updates a user as the original agent did; returns what was changed. */
   async addUser(request: AddUserRequest): Promise<string[]> {
     const name = checkUserName(request.userName);
     const gecos = gecosOf(request.firstName, request.lastName);
@@ -125,7 +125,7 @@ export class Accounts {
     return done;
   }
 
-  /** Removes a user, its home, mail spool and own sudoers drop-in (spec 2.5); a missing user is fine. */
+  /** Removes a user, its home, mail spool and own sudoers drop-in; a missing user is fine. */
   async removeUser(userName: string, options: RemoveUserOptions = {}): Promise<string[]> {
     const name = checkUserName(userName);
     const user = await this.lookupUser(name);
