@@ -1,0 +1,59 @@
+/**
+ * A real reboot in the middle of a command (a power cut of a QEMU guest, see
+ * tests/helpers/vm.ts): after the guest boots again and the agent starts on
+ * the same journal (on a virtual disk), the interrupted request is reported as
+ * interrupted and never run a second time, and the reply that was journalled
+ * but unacknowledged before the reset is delivered. The guest side is
+ * tests/helpers/reboot_guest.ts.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { consoleTail, hostDeno, runVm, vmMissing } from "../helpers/vm.ts";
+import { REPO_ROOT } from "../../scripts/agent_process.ts";
+
+Deno.test({
+  name:
+    "agent: a power cut mid-command: the command is reported interrupted, never re-run; owed replies arrive",
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    const missing = vmMissing();
+    assert.equal(missing, null, missing ?? "");
+    const disk = await Deno.makeTempFile({ prefix: "dcm-reboot-disk-" });
+    await Deno.truncate(disk, 64 * 1024 * 1024);
+    const result = await runVm({
+      disks: [disk],
+      allowReboot: true,
+      timeoutMs: 600_000,
+      memoryMiB: 1024,
+      env: { DENO: hostDeno(), REPO: REPO_ROOT },
+      script: `
+set -e
+mkdir -p /mnt/j
+[ "$VMTEST_BOOT" = 1 ] && mkfs.ext4 -q -F /dev/vda
+mount /dev/vda /mnt/j
+mkdir -p /mnt/j/base
+cd "$REPO"
+"$DENO" run -A tests/helpers/reboot_guest.ts /mnt/j/base "$VMTEST_BOOT"
+`,
+    });
+    try {
+      assert.equal(result.status, 0, consoleTail(result));
+      assert.equal(result.boots, 2, consoleTail(result));
+      const boot1 = JSON.parse(await Deno.readTextFile(join(result.outDir, "boot1.json")));
+      const boot2 = JSON.parse(await Deno.readTextFile(join(result.outDir, "boot2.json")));
+      assert.equal(boot1.quickReply.return_code, 0);
+      assert.deepEqual(boot2.owedReply, boot1.quickReply, "the owed reply is delivered");
+      assert.equal(boot2.longReply.return_code, 1);
+      assert.match(JSON.stringify(boot2.longReply), /lost|interrupted/i);
+      assert.equal(boot2.longRuns, 1, "the interrupted command never ran a second time");
+      assert.equal(boot2.quickRuns, 1);
+      console.log(
+        `reboot test: ${result.elapsedMs} ms in all; agent ready ${boot1.readyAfterMs} ms ` +
+          `(boot 1) and ${boot2.readyAfterMs} ms (boot 2) after the driver started`,
+      );
+    } finally {
+      await Deno.remove(disk);
+      await Deno.remove(result.outDir, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,112 @@
+/**
+ * Runs inside the throw-away VM of tests/agent/reboot_test.ts, once per boot,
+ * with the journal's disk mounted at the base directory given as the first
+ * argument and the boot number as the second. The manager and the agent speak
+ * over loopback inside the guest.
+ *
+ * Boot 1: a quick command is answered but its REPLY is never acknowledged, so
+ * it stays owed in the journal; a long command starts (it marks a file, then
+ * sleeps); the driver then hard-resets the guest, with no sync and no shutdown.
+ * Boot 2: the agent starts on the same journal; the owed REPLY must be
+ * delivered without being asked for, the long command must be reported as
+ * interrupted when the manager sends it again, and nothing may have run twice.
+ * Results go to /vmout/boot<N>.json.
+ */
+import { DevManager, type Frame } from "../../scripts/dev_manager.ts";
+import { AgentProcess } from "../../scripts/agent_process.ts";
+
+const [baseDir, boot] = Deno.args;
+const marks = `${baseDir}/marks`;
+const AGENT_ID = "reboot-test-agent";
+
+async function sha256(text: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function script(body: string): Promise<Record<string, unknown>> {
+  const text = `#!/bin/sh\n${body}\n`;
+  return { b64script: btoa(text), checksum: await sha256(text) };
+}
+
+function lines(file: string): string[] {
+  try {
+    return Deno.readTextFileSync(file).split("\n").filter((l) => l !== "");
+  } catch {
+    return [];
+  }
+}
+
+function report(result: Record<string, unknown>): void {
+  Deno.writeTextFileSync(`/vmout/boot${boot}.json`, JSON.stringify(result));
+}
+
+/** Waits for the agent's handshake; shows the agent's output if it never comes. */
+async function handshake(manager: DevManager, agent: AgentProcess): Promise<void> {
+  try {
+    await manager.waitForHandshake({ timeoutMs: 120_000 });
+  } catch (err) {
+    console.error(`agent output:\n${agent.output()}`);
+    throw err;
+  }
+}
+
+const conf = { connection: { heartbeat_frequency: "30" } };
+const t0 = performance.now();
+
+if (boot === "1") {
+  Deno.mkdirSync(marks, { recursive: true });
+  const manager = await DevManager.start({ agentId: AGENT_ID, autoAckReplies: false });
+  const agent = await AgentProcess.start({ managerUrl: manager.url, baseDir, conf });
+  await handshake(manager, agent);
+  const quick = await manager.request(
+    "run_script",
+    await script(`echo run >> '${marks}/quick'`),
+    { requestId: "quick-1", timeoutMs: 120_000 },
+  );
+  await manager.request(
+    "run_script",
+    await script(`echo run >> '${marks}/long'\nsleep 600`),
+    { requestId: "long-1", timeoutMs: 1 },
+  ).catch(() => {}); // It never finishes in this boot.
+  await manager.waitForFrame((f) => f.type === "ACK" && f.request_id === "long-1", {
+    timeoutMs: 120_000,
+  });
+  while (lines(`${marks}/long`).length === 0) await new Promise((r) => setTimeout(r, 100));
+  report({
+    quickReply: quick.reply.payload,
+    agentPid: agent.pid,
+    readyAfterMs: Math.round(performance.now() - t0),
+  });
+  // A power cut: the kernel restarts at once, nothing is flushed or stopped.
+  Deno.writeTextFileSync("/proc/sys/kernel/sysrq", "1");
+  Deno.writeTextFileSync("/proc/sysrq-trigger", "b");
+} else {
+  const manager = await DevManager.start({ agentId: AGENT_ID });
+  const agent = await AgentProcess.start({ managerUrl: manager.url, baseDir, conf });
+  try {
+    await handshake(manager, agent);
+    // The REPLY owed from before the reset arrives without the manager asking.
+    const owed = await manager.waitForFrame(
+      (f) => f.type === "REPLY" && f.request_id === "quick-1",
+      { timeoutMs: 120_000 },
+    );
+    // The manager retransmits the long command: it is reported as interrupted, not run.
+    const again = await manager.request(
+      "run_script",
+      await script(`echo run >> '${marks}/long'\nsleep 600`),
+      { requestId: "long-1", timeoutMs: 120_000 },
+    );
+    await new Promise((r) => setTimeout(r, 2000)); // time for a wrong second run to show
+    report({
+      owedReply: (owed as Frame).payload,
+      longReply: again.reply.payload,
+      quickRuns: lines(`${marks}/quick`).length,
+      longRuns: lines(`${marks}/long`).length,
+      readyAfterMs: Math.round(performance.now() - t0),
+    });
+  } finally {
+    await agent.stop();
+    await manager.close();
+  }
+}
