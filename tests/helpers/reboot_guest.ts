@@ -10,14 +10,18 @@
  * Boot 2: the agent starts on the same journal; the owed REPLY must be
  * delivered without being asked for, the long command must be reported as
  * interrupted when the manager sends it again, and nothing may have run twice.
- * Results go to /vmout/boot<N>.json.
+ * Results go to /vmout/boot<N>.json. The commands mark their runs (one line
+ * each, with the boot id) under /vmout/marks, the host's share: a mark on the
+ * journal's disk could be lost with the page cache at the power cut, and a
+ * sync there would also flush the journal for the agent.
  */
 import { DevManager, type Frame } from "../../scripts/dev_manager.ts";
 import { AgentProcess } from "../../scripts/agent_process.ts";
 
 const [baseDir, boot] = Deno.args;
-const marks = `${baseDir}/marks`;
+const marks = "/vmout/marks";
 const AGENT_ID = "reboot-test-agent";
+const BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id";
 
 async function sha256(text: string): Promise<string> {
   const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
@@ -61,12 +65,12 @@ if (boot === "1") {
   await handshake(manager, agent);
   const quick = await manager.request(
     "run_script",
-    await script(`echo run >> '${marks}/quick'`),
+    await script(`echo "run $(cat ${BOOT_ID_FILE})" >> '${marks}/quick'`),
     { requestId: "quick-1", timeoutMs: 120_000 },
   );
   await manager.request(
     "run_script",
-    await script(`echo run >> '${marks}/long'\nsleep 600`),
+    await script(`echo "run $(cat ${BOOT_ID_FILE})" >> '${marks}/long'\nsleep 600`),
     { requestId: "long-1", timeoutMs: 1 },
   ).catch(() => {}); // It never finishes in this boot.
   await manager.waitForFrame((f) => f.type === "ACK" && f.request_id === "long-1", {
@@ -76,6 +80,7 @@ if (boot === "1") {
   report({
     quickReply: quick.reply.payload,
     agentPid: agent.pid,
+    bootId: Deno.readTextFileSync(BOOT_ID_FILE).trim(),
     readyAfterMs: Math.round(performance.now() - t0),
   });
   // A power cut: the kernel restarts at once, nothing is flushed or stopped.
@@ -94,15 +99,13 @@ if (boot === "1") {
     // The manager retransmits the long command: it is reported as interrupted, not run.
     const again = await manager.request(
       "run_script",
-      await script(`echo run >> '${marks}/long'\nsleep 600`),
+      await script(`echo "run $(cat ${BOOT_ID_FILE})" >> '${marks}/long'\nsleep 600`),
       { requestId: "long-1", timeoutMs: 120_000 },
     );
     await new Promise((r) => setTimeout(r, 2000)); // time for a wrong second run to show
     report({
       owedReply: (owed as Frame).payload,
       longReply: again.reply.payload,
-      quickRuns: lines(`${marks}/quick`).length,
-      longRuns: lines(`${marks}/long`).length,
       readyAfterMs: Math.round(performance.now() - t0),
     });
   } finally {
