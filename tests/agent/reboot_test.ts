@@ -11,6 +11,13 @@ import { join } from "node:path";
 import { consoleTail, hostDeno, runVm, vmMissing } from "../helpers/vm.ts";
 import { REPO_ROOT } from "../../scripts/agent_process.ts";
 
+/** The deno cache directory of the host's deno (DENO_DIR or its default), which the guest sees. */
+async function denoDir(): Promise<string> {
+  const out = await new Deno.Command(hostDeno(), { args: ["info", "--json"] }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  return JSON.parse(new TextDecoder().decode(out.stdout)).denoDir;
+}
+
 Deno.test({
   name:
     "agent: a power cut mid-command: the command is reported interrupted, never re-run; owed replies arrive",
@@ -25,7 +32,7 @@ Deno.test({
       allowReboot: true,
       timeoutMs: 600_000,
       memoryMiB: 1024,
-      env: { DENO: hostDeno(), REPO: REPO_ROOT },
+      env: { DENO: hostDeno(), REPO: REPO_ROOT, DENO_DIR: await denoDir() },
       script: `
 set -e
 # The guest boots with its loopback interface down: the agent could not reach
@@ -36,7 +43,9 @@ mkdir -p /mnt/j
 mount /dev/vda /mnt/j
 mkdir -p /mnt/j/base
 cd "$REPO"
-"$DENO" run -A tests/helpers/reboot_guest.ts /mnt/j/base "$VMTEST_BOOT"
+# The guest has no network: everything comes from the host's deno cache (read-only
+# under the overlay), so a missing module fails at once with a clear message.
+"$DENO" run -A --cached-only tests/helpers/reboot_guest.ts /mnt/j/base "$VMTEST_BOOT"
 `,
     });
     try {
@@ -55,8 +64,9 @@ cd "$REPO"
       assert.deepEqual(runs("long"), once, "the interrupted command ran once, in boot 1");
       assert.deepEqual(runs("quick"), once, "the quick command ran once, in boot 1");
       console.log(
-        `reboot test: ${result.elapsedMs} ms in all; agent ready ${boot1.readyAfterMs} ms ` +
-          `(boot 1) and ${boot2.readyAfterMs} ms (boot 2) after the driver started`,
+        `reboot test: ${result.elapsedMs} ms in all (2 boots); agent handshake ` +
+          `${boot1.handshakeMs} ms (boot 1) and ${boot2.handshakeMs} ms (boot 2) after its ` +
+          `start; owed REPLY delivered ${boot2.owedMs} ms after the restarted agent's start`,
       );
     } finally {
       await Deno.remove(disk);
