@@ -69,8 +69,9 @@ cd "$REPO"
           `start; owed REPLY delivered ${boot2.owedMs} ms after the restarted agent's start`,
       );
     } finally {
-      await Deno.remove(disk);
-      await Deno.remove(result.outDir, { recursive: true });
+      // Never let a failed clean-up hide the assertion that failed.
+      await Deno.remove(disk).catch(() => {});
+      await Deno.remove(result.outDir, { recursive: true }).catch(() => {});
     }
   },
 });

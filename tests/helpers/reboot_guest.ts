@@ -108,8 +108,16 @@ if (boot === "1") {
     const owed = await manager.waitForFrame(
       (f) => f.type === "REPLY" && f.request_id === "quick-1",
       { timeoutMs: WAIT_MS },
-    );
+    ).catch((err) => {
+      throw new Error(`the REPLY owed from before the power cut never arrived: ${err.message}`);
+    });
     const owedMs = Math.round(performance.now() - agent.spawnedAt);
+    // A restart that re-ran the interrupted command would have marked it again by now.
+    if (lines(`${marks}/long`).length !== 1) {
+      throw new Error(
+        `the interrupted command ran again after the reboot: ${lines(`${marks}/long`)}`,
+      );
+    }
     // The manager retransmits the long command: it is reported as interrupted, not run.
     const again = await manager.request(
       "run_script",
