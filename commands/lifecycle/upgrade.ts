@@ -23,23 +23,21 @@ export default defineCommand({
     if (args.url === null || args.newVersion === null) {
       throw new Error("newVersion and url must not be null; send the version and the script URL");
     }
-    let url: URL;
-    try {
-      url = new URL(args.url);
-    } catch {
-      throw new Error(`the URL ${JSON.stringify(args.url)} is not valid; send an absolute URL`);
-    }
-    const { makeTempFile, removeFile, runScriptFile, sha256Hex, verifyChecksum } = await import(
-      "../../lib/os/script_runner.ts"
-    );
+    const {
+      localPath,
+      makeTempFile,
+      removeFile,
+      runScriptFile,
+      scriptUrl,
+      sha256Hex,
+      verifyChecksum,
+    } = await import("../../lib/os/script_runner.ts");
+    const url = scriptUrl(args.url);
     const script = await makeTempFile(ctx.config, "dcm-upgrade-");
     let options: string | undefined;
     try {
       if (url.protocol === "file:") {
-        if (url.hostname !== "" && url.hostname !== "localhost") {
-          throw new Error(`the URL ${args.url} names a host; a file:// URL must be a local path`);
-        }
-        await Deno.copyFile(decodeURIComponent(url.pathname), script).catch((err) => {
+        await Deno.copyFile(localPath(url, args.url), script).catch((err) => {
           throw new Error(`cannot read the upgrade script ${url.pathname}: ${err.message}`);
         });
       } else if (url.protocol === "http:" || url.protocol === "https:") {

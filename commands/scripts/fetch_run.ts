@@ -28,15 +28,16 @@ export default defineCommand({
         `connect_timeout must be a positive number of seconds, not ${args.connect_timeout}`,
       );
     }
-    let url: URL;
-    try {
-      url = new URL(args.url);
-    } catch {
-      throw new Error(`the URL ${JSON.stringify(args.url)} is not valid; send an absolute URL`);
-    }
-    const { makeTempFile, removeFile, runScriptFile, sha256Hex, verifyChecksum } = await import(
-      "../../lib/os/script_runner.ts"
-    );
+    const {
+      localPath,
+      makeTempFile,
+      removeFile,
+      runScriptFile,
+      scriptUrl,
+      sha256Hex,
+      verifyChecksum,
+    } = await import("../../lib/os/script_runner.ts");
+    const url = scriptUrl(args.url);
     const runOptions = {
       inpython: args.inpython,
       runUnderSudo: args.runUnderSudo,
@@ -45,10 +46,7 @@ export default defineCommand({
     };
     if (url.protocol === "file:") {
       // As in the original: a local file runs in place, unchecked, and is kept.
-      if (url.hostname !== "" && url.hostname !== "localhost") {
-        throw new Error(`the URL ${args.url} names a host; a file:// URL must be a local path`);
-      }
-      const path = decodeURIComponent(url.pathname);
+      const path = localPath(url, args.url);
       await makeExecutable(path);
       return runScriptFile(path, ctx, runOptions);
     }
