@@ -72,7 +72,7 @@ export default defineCommand({
 });
 
 /** Every effective setting as INI: `[section]` and `key=value` lines (null is empty). */
-export function optionsText(config: AgentConfig): string {
+function optionsText(config: AgentConfig): string {
   const sections: Record<string, Record<string, string>> = {};
   for (const [section, keys] of Object.entries(SCHEMA)) {
     const values = (config as unknown as Record<string, Record<string, unknown>>)[section] ?? {};

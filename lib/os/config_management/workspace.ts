@@ -10,7 +10,7 @@ import { type ProcessResult, runProcess } from "../process_runner.ts";
 import { ToolRunner } from "../run_tool.ts";
 
 /** Directories searched for configuration-management programs, in order. */
-export const PROGRAM_DIRS: readonly string[] = [
+const PROGRAM_DIRS: readonly string[] = [
   "/usr/local/sbin",
   "/usr/local/bin",
   "/usr/sbin",
