@@ -3,7 +3,7 @@ import { defineCommand } from "../../lib/core/mod.ts";
 import { ArgumentError, makeReply } from "../../lib/protocol/mod.ts";
 
 /** The handshake feature the original's docker extension reported. */
-export const DOCKER_FEATURE_VERSION = "1.1.2";
+const DOCKER_FEATURE_VERSION = "1.1.2";
 
 /** Memory limits: 0 (none) up to 1 PiB. */
 const MAX_BYTES = 2 ** 50;

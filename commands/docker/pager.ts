@@ -79,7 +79,7 @@ export function pageText(text: string, limit = PAGE_BYTES): string[] {
 }
 
 /** An unknown, expired or misused page token. */
-export class PageTokenError extends Error {
+class PageTokenError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "PageTokenError";
@@ -179,7 +179,7 @@ export class PageStore {
 }
 
 /** The agent's one store, shared by the list and log commands. */
-export const PAGES: PageStore = new PageStore();
+const PAGES: PageStore = new PageStore();
 
 /** Pages a list: the first page, or the next page of `token`. */
 export function listPage(

@@ -45,7 +45,7 @@ export function bounded(value: number, arg: string, min: number, max: number): n
 }
 
 /** "80", 80, "53/udp" or [53, "udp"] as the Engine's "53/udp". */
-export function portKey(value: unknown, arg: string): string {
+function portKey(value: unknown, arg: string): string {
   let port: unknown = value;
   let proto = "tcp";
   if (Array.isArray(value) && value.length >= 1 && value.length <= 2) {

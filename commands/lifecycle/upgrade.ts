@@ -23,23 +23,13 @@ export default defineCommand({
     if (args.url === null || args.newVersion === null) {
       throw new Error("newVersion and url must not be null; send the version and the script URL");
     }
-    let url: URL;
-    try {
-      url = new URL(args.url);
-    } catch {
-      throw new Error(`the URL ${JSON.stringify(args.url)} is not valid; send an absolute URL`);
-    }
-    const { makeTempFile, removeFile, runScriptFile, sha256Hex, verifyChecksum } = await import(
-      "../../lib/os/script_runner.ts"
-    );
-    const script = await makeTempFile(ctx.config, "dcm-upgrade-");
+    const scripts = await import("../../lib/os/script_runner.ts");
+    const url = scripts.scriptUrl(args.url);
+    const script = await scripts.makeTempFile(ctx.config, "dcm-upgrade-");
     let options: string | undefined;
     try {
       if (url.protocol === "file:") {
-        if (url.hostname !== "" && url.hostname !== "localhost") {
-          throw new Error(`the URL ${args.url} names a host; a file:// URL must be a local path`);
-        }
-        await Deno.copyFile(decodeURIComponent(url.pathname), script).catch((err) => {
+        await Deno.copyFile(scripts.localPath(url, args.url), script).catch((err) => {
           throw new Error(`cannot read the upgrade script ${url.pathname}: ${err.message}`);
         });
       } else if (url.protocol === "http:" || url.protocol === "https:") {
@@ -55,26 +45,26 @@ export default defineCommand({
         );
       }
       if (args.checksum !== null) {
-        verifyChecksum(args.checksum, await sha256Hex(await Deno.readFile(script)));
+        scripts.verifyChecksum(args.checksum, await scripts.sha256Hex(await Deno.readFile(script)));
       }
       await Deno.chmod(script, 0o700);
-      options = await makeTempFile(ctx.config, "dcm-upgrade-options-");
+      options = await scripts.makeTempFile(ctx.config, "dcm-upgrade-options-");
       await Deno.writeTextFile(options, optionsText(ctx.config));
-      return await runScriptFile(script, ctx, {
+      return await scripts.runScriptFile(script, ctx, {
         inpython: false,
         runUnderSudo: false,
         arguments: [args.newVersion, ctx.services.host.version, options, ...(args.args ?? [])],
         timeout: null,
       });
     } finally {
-      await removeFile(script);
-      if (options) await removeFile(options);
+      await scripts.removeFile(script);
+      if (options) await scripts.removeFile(options);
     }
   },
 });
 
 /** Every effective setting as INI: `[section]` and `key=value` lines (null is empty). */
-export function optionsText(config: AgentConfig): string {
+function optionsText(config: AgentConfig): string {
   const sections: Record<string, Record<string, string>> = {};
   for (const [section, keys] of Object.entries(SCHEMA)) {
     const values = (config as unknown as Record<string, Record<string, unknown>>)[section] ?? {};

@@ -28,15 +28,8 @@ export default defineCommand({
         `connect_timeout must be a positive number of seconds, not ${args.connect_timeout}`,
       );
     }
-    let url: URL;
-    try {
-      url = new URL(args.url);
-    } catch {
-      throw new Error(`the URL ${JSON.stringify(args.url)} is not valid; send an absolute URL`);
-    }
-    const { makeTempFile, removeFile, runScriptFile, sha256Hex, verifyChecksum } = await import(
-      "../../lib/os/script_runner.ts"
-    );
+    const scripts = await import("../../lib/os/script_runner.ts");
+    const url = scripts.scriptUrl(args.url);
     const runOptions = {
       inpython: args.inpython,
       runUnderSudo: args.runUnderSudo,
@@ -45,12 +38,9 @@ export default defineCommand({
     };
     if (url.protocol === "file:") {
       // As in the original: a local file runs in place, unchecked, and is kept.
-      if (url.hostname !== "" && url.hostname !== "localhost") {
-        throw new Error(`the URL ${args.url} names a host; a file:// URL must be a local path`);
-      }
-      const path = decodeURIComponent(url.pathname);
+      const path = scripts.localPath(url, args.url);
       await makeExecutable(path);
-      return runScriptFile(path, ctx, runOptions);
+      return scripts.runScriptFile(path, ctx, runOptions);
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       throw new Error(
@@ -58,7 +48,7 @@ export default defineCommand({
           "fetch_run accepts only http, https and file URLs",
       );
     }
-    const file = await makeTempFile(ctx.config, "dcm-fetch-run-");
+    const file = await scripts.makeTempFile(ctx.config, "dcm-fetch-run-");
     try {
       const { download } = await import("../../lib/os/download.ts");
       const failure = await download(url, file, {
@@ -68,12 +58,12 @@ export default defineCommand({
       if (failure !== null) return failure;
       if (args.checksum !== null) {
         // Hashed from the file (Web Crypto has no streaming digest; node:crypto costs memory).
-        verifyChecksum(args.checksum, await sha256Hex(await Deno.readFile(file)));
+        scripts.verifyChecksum(args.checksum, await scripts.sha256Hex(await Deno.readFile(file)));
       }
       await Deno.chmod(file, 0o700);
-      return await runScriptFile(file, ctx, runOptions);
+      return await scripts.runScriptFile(file, ctx, runOptions);
     } finally {
-      await removeFile(file);
+      await scripts.removeFile(file);
     }
   },
 });

@@ -3,28 +3,36 @@
  * table, the request listener and the manager connection together, and owns
  * the process life cycle (signals, pid file, graceful shutdown).
  */
-import { getLogger } from "../logging/mod.ts";
 import { type AgentConfig, loadConfig } from "../config/mod.ts";
-import { configureLogging, CONSOLE_CATEGORY, shutdownLogging } from "../logging/mod.ts";
-import { Journal } from "../core/mod.ts";
-import { loadOrCreateToken, lookupUser, regenerateToken } from "../os/mod.ts";
-import { type CloudMetadata, createCloudMetadata } from "../os/mod.ts";
-import { platformFor } from "../os/mod.ts";
-import { buildHandshake } from "../transport/mod.ts";
-import { Connection } from "../transport/mod.ts";
-import { builtinPluginTable, loadPluginTable, type PluginTable } from "../core/mod.ts";
-import { RequestListener } from "../core/mod.ts";
-import { StatRegistry } from "../../commands/mod.ts";
-import { killAllProcessGroups } from "../os/mod.ts";
-import { logFrame, type LogLevel } from "../protocol/mod.ts";
-import { writeFileAtomic } from "../os/mod.ts";
-import { acquireInstanceLock, AlreadyRunningError, type InstanceLock } from "../os/mod.ts";
-import { removeOwnPidFile } from "../os/mod.ts";
-import { recordConnection, RejectionCounter } from "../core/mod.ts";
+import { configureLogging, CONSOLE_CATEGORY, getLogger, shutdownLogging } from "../logging/mod.ts";
+import {
+  builtinPluginTable,
+  Journal,
+  loadPluginTable,
+  type PluginTable,
+  recordConnection,
+  RejectionCounter,
+  RequestListener,
+} from "../core/mod.ts";
+import {
+  acquireInstanceLock,
+  AlreadyRunningError,
+  type CloudMetadata,
+  createCloudMetadata,
+  type InstanceLock,
+  killAllProcessGroups,
+  loadOrCreateToken,
+  lookupUser,
+  platformFor,
+  regenerateToken,
+  removeOwnPidFile,
+  writeFileAtomic,
+} from "../os/mod.ts";
+import { buildHandshake, Connection } from "../transport/mod.ts";
+import { BUILTIN_COMMANDS, StatRegistry } from "../../commands/mod.ts";
+import { logFrame, type LogLevel, VERSION } from "../protocol/mod.ts";
 import { ServiceNotify } from "./service_notify.ts";
 import { logToStderr } from "./log_stderr.ts";
-import { VERSION } from "../protocol/mod.ts";
-import { BUILTIN_COMMANDS } from "../../commands/mod.ts";
 import { makeAgentControl, noteHandshake } from "./agent_control.ts";
 import type { IntrusionDetection } from "./intrusion_detection.ts";
 

@@ -11,7 +11,7 @@ import { PROTOCOL_VERSION } from "../protocol/mod.ts";
 import { VERSION } from "../protocol/mod.ts";
 
 /** Default location of the report, as the original. */
-export const REPORT_FILE = "/tmp/agent_info.tar.gz";
+const REPORT_FILE = "/tmp/agent_info.tar.gz";
 
 const SYSTEM_LOGS = [
   "/tmp/boot.log",

@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config/mod.ts";
 
-export const SCRUB_USAGE = `Usage: dcm-agent scrub [options]
+const SCRUB_USAGE = `Usage: dcm-agent scrub [options]
 
 Deletes files that must not end up in an image. /var/lib/waagent/provisioned
 is always deleted; the options add more. Symbolic links are never followed

@@ -81,7 +81,7 @@ export function printStatus(config: AgentConfig, out: StatusOutput): number {
 }
 
 /** Gathers the facts from the configuration, the journal, the pid file and /proc. */
-export function collectStatus(config: AgentConfig): StatusFacts {
+function collectStatus(config: AgentConfig): StatusFacts {
   const dbfile = config.storage.dbfile!;
   let counts: Record<string, number> = {};
   let initStates: RequestState[] = [];
@@ -134,7 +134,7 @@ export function collectStatus(config: AgentConfig): StatusFacts {
 }
 
 /** The text report, one labelled fact per line. */
-export function renderStatus(f: StatusFacts, color: boolean): string[] {
+function renderStatus(f: StatusFacts, color: boolean): string[] {
   const paint = (c: Color, t: string) => color ? `${COLORS[c]}${t}${COLORS.reset}` : t;
   const row = (label: string, value: string) => `${`${label}:`.padEnd(38)}${value}`;
   const lines: string[] = [];

@@ -12,7 +12,7 @@ import { loadConfig } from "../config/mod.ts";
 import { AGENT_RUNTIME_FLAGS } from "../config/mod.ts";
 import { VERSION } from "../protocol/mod.ts";
 
-export const UPGRADE_BINARY_USAGE = `Usage: dcm-agent upgrade-binary FILE|URL [options]
+const UPGRADE_BINARY_USAGE = `Usage: dcm-agent upgrade-binary FILE|URL [options]
 
 Replaces the agent's executable: checks the new file (SHA-256, '--version'),
 keeps the old one as <target>.previous, swaps by rename, restarts the service

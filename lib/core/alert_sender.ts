@@ -107,7 +107,9 @@ export class AlertSender {
   }
 
   #retransmit(): void {
-    if (!this.#o.transport.isOpen()) return;
+    // Nothing in flight: every enqueue, ACK and reconnect already pumped, so an
+    // idle tick need not query the journal.
+    if (this.#inflight.size === 0 || !this.#o.transport.isOpen()) return;
     const due = Date.now() - this.#o.retransmitSeconds() * 1000;
     for (const [id, f] of this.#inflight) {
       if (f.sentAt <= due && !this.#send(id, f)) return;

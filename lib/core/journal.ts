@@ -20,7 +20,7 @@ import {
   toJob,
   toRow,
 } from "./journal_rows.ts";
-import { type JournalOptions, openJournalDatabase } from "./journal_schema.ts";
+import { type JournalOptions, openJournalDatabase, statementCache } from "./journal_schema.ts";
 import { GroupCommitWriter } from "./journal_writer.ts";
 import {
   JOURNAL_RESET_KEY,
@@ -45,7 +45,7 @@ export type { AlertStore, QueuedAlert } from "./journal_alerts.ts";
 /** The request journal. */
 export class Journal {
   #db: DatabaseSync;
-  #stmts = new Map<string, StatementSync>();
+  #stmt: (sql: string) => StatementSync;
   #writer: GroupCommitWriter;
   /** Intrusion-detection alerts waiting for the manager's ALERT_ACK. */
   readonly alerts: AlertStore;
@@ -55,6 +55,7 @@ export class Journal {
 
   private constructor(db: DatabaseSync, reset: JournalReset | null = null) {
     this.#db = db;
+    this.#stmt = statementCache(db);
     this.#writer = new GroupCommitWriter(db);
     this.reset = reset;
     this.alerts = new AlertStore(db, this.#writer);
@@ -74,15 +75,6 @@ export class Journal {
   /** The last time a damaged journal was replaced, as recorded in this journal. */
   lastReset(): JournalReset | null {
     return parseJournalReset(this.getValue(JOURNAL_RESET_KEY));
-  }
-
-  #stmt(sql: string): StatementSync {
-    let s = this.#stmts.get(sql);
-    if (!s) {
-      s = this.#db.prepare(sql);
-      this.#stmts.set(sql, s);
-    }
-    return s;
   }
 
   /**

@@ -8,6 +8,7 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { AlertFields } from "../protocol/mod.ts";
 import type { GroupCommitWriter } from "./journal_writer.ts";
+import { statementCache } from "./journal_schema.ts";
 
 /** An alert waiting for its ALERT_ACK. */
 export interface QueuedAlert {
@@ -23,22 +24,12 @@ const CURSOR_KEY = "ossec_cursor";
 
 /** Queue of unacknowledged alerts and record of acknowledged ones. */
 export class AlertStore {
-  #db: DatabaseSync;
   #writer: GroupCommitWriter;
-  #stmts = new Map<string, StatementSync>();
+  #stmt: (sql: string) => StatementSync;
 
   constructor(db: DatabaseSync, writer: GroupCommitWriter) {
-    this.#db = db;
     this.#writer = writer;
-  }
-
-  #stmt(sql: string): StatementSync {
-    let s = this.#stmts.get(sql);
-    if (!s) {
-      s = this.#db.prepare(sql);
-      this.#stmts.set(sql, s);
-    }
-    return s;
+    this.#stmt = statementCache(db);
   }
 
   /**

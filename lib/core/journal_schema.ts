@@ -3,7 +3,7 @@
  * in-place upgrade of a database left by the original agent (same tables, two
  * columns added). Everything about the file's layout lives here.
  */
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
 
 const SCHEMA_SQL = `
@@ -137,4 +137,17 @@ function initSchema(db: DatabaseSync): void {
   }
   db.exec("CREATE INDEX IF NOT EXISTS requests_state ON requests(state)");
   db.exec(`PRAGMA user_version=${JOURNAL_FORMAT}`);
+}
+
+/** Prepares each SQL text once on `db` and hands out the same statement after. */
+export function statementCache(db: DatabaseSync): (sql: string) => StatementSync {
+  const statements = new Map<string, StatementSync>();
+  return (sql) => {
+    let s = statements.get(sql);
+    if (!s) {
+      s = db.prepare(sql);
+      statements.set(sql, s);
+    }
+    return s;
+  };
 }

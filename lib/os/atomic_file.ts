@@ -74,8 +74,8 @@ function existingMode(path: string): number | undefined {
   }
 }
 
-/** Makes the rename itself durable; some file systems refuse fsync on directories. */
-function syncDirectory(dir: string): void {
+/** Makes a rename in `dir` durable (best effort: some file systems refuse fsync on directories). */
+export function syncDirectory(dir: string): void {
   let handle: Deno.FsFile | undefined;
   try {
     handle = Deno.openSync(dir, { read: true });

@@ -9,6 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
+import { syncDirectory } from "./atomic_file.ts";
 import { runProcess } from "./process_runner.ts";
 import { serviceAction, type ServiceManager } from "./service.ts";
 import { readUpgrade, type UpgradeRecord, writeUpgrade } from "./upgrade_state.ts";
@@ -170,7 +171,7 @@ export async function swapAndWatch(
     return r;
   };
   Deno.renameSync(staged.path, target);
-  syncDir(dirname(target));
+  syncDirectory(dirname(target));
   // Written after the swap: a crash before it leaves no claim of an upgrade.
   record("pending");
   options.log(`swapped in ${target} (version ${staged.version}); previous kept as ${previous}`);
@@ -183,7 +184,7 @@ export async function swapAndWatch(
   options.log(`${reason}; rolling back to ${previous}`);
   Deno.renameSync(target, `${target}.failed`);
   replaceByLink(previous, target);
-  syncDir(dirname(target));
+  syncDirectory(dirname(target));
   record("rolling_back", reason);
   const again = await restartAndWait(options, "rolled_back");
   if (again === null) {
@@ -229,15 +230,4 @@ function replaceByLink(existing: string, link: string): void {
     Deno.copyFileSync(existing, tmp);
   }
   Deno.renameSync(tmp, link);
-}
-
-function syncDir(dir: string): void {
-  try {
-    const f = Deno.openSync(dir, { read: true });
-    try {
-      f.syncSync();
-    } finally {
-      f.close();
-    }
-  } catch { /* best effort: some filesystems refuse fsync on a directory */ }
 }

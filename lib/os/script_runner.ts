@@ -190,6 +190,23 @@ function joinLines(first: string, second: string): string {
   return first.endsWith("\n") ? `${first}${second}` : `${first}\n${second}`;
 }
 
+/** Parses the script URL `text`; throws a plain error when it is not an absolute URL. */
+export function scriptUrl(text: string): URL {
+  try {
+    return new URL(text);
+  } catch {
+    throw new Error(`the URL ${JSON.stringify(text)} is not valid; send an absolute URL`);
+  }
+}
+
+/** The local path of the file:// URL `url` (sent as `text`); throws when it names a host. */
+export function localPath(url: URL, text: string): string {
+  if (url.hostname !== "" && url.hostname !== "localhost") {
+    throw new Error(`the URL ${text} names a host; a file:// URL must be a local path`);
+  }
+  return decodeURIComponent(url.pathname);
+}
+
 /** Creates an empty file in [storage]temppath; throws a clear error if it cannot. */
 export async function makeTempFile(config: AgentConfig, prefix: string): Promise<string> {
   const dir = config.storage.temppath ?? "/tmp";

@@ -7,25 +7,15 @@
 import assert from "node:assert/strict";
 import { waitFor } from "../helpers/wait.ts";
 import { runProgram } from "../helpers/run.ts";
+import { shellScript } from "../helpers/script_args.ts";
 import { DevManager, type Frame, RequestNackedError } from "../../scripts/dev_manager.ts";
 import { AgentProcess } from "../../scripts/agent_process.ts";
 
-const enc = new TextEncoder();
-
-async function sha256(text: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", enc.encode(text));
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** run_script arguments for a shell script. */
-async function script(body: string): Promise<Record<string, unknown>> {
-  const text = `#!/bin/sh\n${body}\n`;
-  return { b64script: btoa(text), checksum: await sha256(text) };
-}
-
 /** A script that counts its executions in `file`, then sleeps. */
 function counting(file: string, sleepSeconds = 0): Promise<Record<string, unknown>> {
-  return script(`echo run >> '${file}'\n${sleepSeconds ? `sleep ${sleepSeconds}` : ""}\necho done`);
+  return shellScript(
+    `echo run >> '${file}'\n${sleepSeconds ? `sleep ${sleepSeconds}` : ""}\necho done`,
+  );
 }
 
 function runsIn(file: string): number {
@@ -146,7 +136,7 @@ Deno.test("agent: handshake, heartbeat, get_agent_data, run_script over a real w
     assert.ok(Number(obj.max_ram) > 0);
     const rs = await p.manager.request(
       "run_script",
-      await script("echo hello; echo oops >&2; exit 3"),
+      await shellScript("echo hello; echo oops >&2; exit 3"),
     );
     assert.equal(payloadOf(rs.reply).return_code, 3);
     assert.equal(payloadOf(rs.reply).message, "hello\n");
@@ -458,7 +448,7 @@ Deno.test("agent: STATUS and CANCEL of a running script (its whole process tree)
   try {
     await p.manager.waitForHandshake({ timeoutMs: 15000 });
     const pidFile = `${p.agent.baseDir}/child.pid`;
-    const args = await script(`sleep 60 & echo $! > '${pidFile}'\nwait`);
+    const args = await shellScript(`sleep 60 & echo $! > '${pidFile}'\nwait`);
     const since = p.manager.frameCount;
     p.manager.send({
       type: "REQUEST",
@@ -497,7 +487,7 @@ Deno.test("agent: HEMLOCK kills the agent and its commands at once", async () =>
       request_id: "h-1",
       payload: {
         command: "run_script",
-        arguments: await script(`sleep 60 & echo $! > '${pidFile}'\nwait`),
+        arguments: await shellScript(`sleep 60 & echo $! > '${pidFile}'\nwait`),
       },
     });
     const child = await childPid(pidFile);

@@ -9,18 +9,11 @@ import assert from "node:assert/strict";
 import { DevManager, type Frame, RequestNackedError } from "../../scripts/dev_manager.ts";
 import { AgentProcess } from "../../scripts/agent_process.ts";
 import { runProgram } from "../helpers/run.ts";
-
-const enc = new TextEncoder();
-
-async function sha256(text: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", enc.encode(text));
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
+import { scriptArgs } from "../helpers/script_args.ts";
 
 /** run_script arguments for a script that appends to `file`, padded so each row is large. */
 async function marking(file: string, padBytes: number): Promise<Record<string, unknown>> {
-  const text = `#!/bin/sh\necho run >> '${file}'\n# ${"p".repeat(padBytes)}\n`;
-  return { b64script: btoa(text), checksum: await sha256(text) };
+  return await scriptArgs(`#!/bin/sh\necho run >> '${file}'\n# ${"p".repeat(padBytes)}\n`);
 }
 
 function runs(file: string): number {
@@ -36,6 +29,29 @@ async function must(cmd: string, args: string[]): Promise<void> {
   if (res.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${res.stderr}`);
 }
 
+/** A fresh temp dir with a loop-mounted ext4 file system of `size` at `mnt`. */
+async function smallDisk(
+  prefix: string,
+  size: string,
+): Promise<{ dir: string; mnt: string; marks: string; remove(): Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix });
+  const img = `${dir}/fs.img`;
+  const mnt = `${dir}/mnt`;
+  await Deno.mkdir(mnt);
+  await must("truncate", ["-s", size, img]);
+  await must("mkfs.ext4", ["-q", "-m", "0", "-F", img]);
+  await must("mount", ["-o", "loop", img, mnt]);
+  return {
+    dir,
+    mnt,
+    marks: `${dir}/marks`,
+    async remove() {
+      await runProgram("umount", ["-l", mnt]);
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
 /** Writes zeros into `file` until the file system is full. */
 async function fill(file: string): Promise<void> {
   await runProgram("dd", ["if=/dev/zero", `of=${file}`, "bs=16k"]);
@@ -48,14 +64,7 @@ Deno.test({
   name: "agent: a full journal disk: no ACK without a journal row, heartbeats answered, recovery",
   ignore: Deno.uid() !== 0,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "dcm-full-disk-" });
-    const img = `${dir}/fs.img`;
-    const mnt = `${dir}/mnt`;
-    const marks = `${dir}/marks`;
-    await Deno.mkdir(mnt);
-    await must("truncate", ["-s", "6M", img]);
-    await must("mkfs.ext4", ["-q", "-m", "0", "-F", img]);
-    await must("mount", ["-o", "loop", img, mnt]);
+    const { mnt, marks, remove } = await smallDisk("dcm-full-disk-", "6M");
     const manager = await DevManager.start();
     let agent: AgentProcess | undefined;
     try {
@@ -124,8 +133,7 @@ Deno.test({
       await agent?.stop().catch(() => {});
       await agent?.cleanup().catch(() => {});
       await manager.close();
-      await runProgram("umount", ["-l", mnt]);
-      await Deno.remove(dir, { recursive: true });
+      await remove();
     }
   },
 });
@@ -134,14 +142,7 @@ Deno.test({
   name: "agent: a full log disk drops log records but never stops command handling",
   ignore: Deno.uid() !== 0,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "dcm-full-log-disk-" });
-    const img = `${dir}/fs.img`;
-    const mnt = `${dir}/mnt`;
-    const marks = `${dir}/marks`;
-    await Deno.mkdir(mnt);
-    await must("truncate", ["-s", "2M", img]);
-    await must("mkfs.ext4", ["-q", "-m", "0", "-F", img]);
-    await must("mount", ["-o", "loop", img, mnt]);
+    const { dir, mnt, marks, remove } = await smallDisk("dcm-full-log-disk-", "2M");
     const template = await Deno.readTextFile(new URL("../../config/logging.yaml", import.meta.url));
     const yaml = template.replaceAll("@LOG_LEVEL@", "DEBUG")
       .replaceAll("@LOGFILE_PATH@", `${mnt}/agent.log`).replaceAll("@DCM_USER@", "root");
@@ -171,8 +172,7 @@ Deno.test({
       await agent?.stop().catch(() => {});
       await agent?.cleanup().catch(() => {});
       await manager.close();
-      await runProgram("umount", ["-l", mnt]);
-      await Deno.remove(dir, { recursive: true });
+      await remove();
     }
   },
 });

@@ -10,19 +10,7 @@ import { DevManager, type DevManagerOptions, type Frame } from "../../scripts/de
 import { AgentProcess } from "../../scripts/agent_process.ts";
 import { type Direction, FaultProxy } from "../helpers/fault_proxy.ts";
 import { delay, waitFor } from "../helpers/wait.ts";
-
-const enc = new TextEncoder();
-
-async function sha256(text: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", enc.encode(text));
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** run_script arguments for a shell script. */
-async function script(body: string): Promise<Record<string, unknown>> {
-  const text = `#!/bin/sh\n${body}\n`;
-  return { b64script: btoa(text), checksum: await sha256(text) };
-}
+import { shellScript } from "../helpers/script_args.ts";
 
 function linesOf(file: string): string[] {
   try {
@@ -126,7 +114,9 @@ Deno.test("agent: a partition mid-command: it runs once, its REPLY comes after t
     const dir = r.agent.baseDir;
     const marks = (name: string) => `${dir}/${name}.runs`;
     const counting = (name: string, sleep = 0) =>
-      script(`echo run >> '${marks(name)}'\n${sleep ? `sleep ${sleep}` : ""}\necho done-${name}`);
+      shellScript(
+        `echo run >> '${marks(name)}'\n${sleep ? `sleep ${sleep}` : ""}\necho done-${name}`,
+      );
     const requests = new Map<string, Promise<unknown>>();
     const ask = (name: string, args: Record<string, unknown>) => {
       const p = r.manager.request("run_script", args, { requestId: name, timeoutMs: 60000 });
@@ -211,7 +201,7 @@ Deno.test("agent: 10,000 requests queued while disconnected arrive in a burst: e
       const id = `burst-${i}`;
       if (i % (total / scripts) === 0) {
         // A script that marks its start and end, to count runs and concurrency.
-        const args = await script(
+        const args = await shellScript(
           `echo "start ${id}" >> '${trace}'\necho "end ${id}" >> '${trace}'`,
         );
         pending.push(r.manager.request("run_script", args, { requestId: id, timeoutMs: 300000 }));

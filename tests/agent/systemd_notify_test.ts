@@ -15,17 +15,13 @@
 import assert from "node:assert/strict";
 import { waitFor } from "../helpers/wait.ts";
 import { NotifySocket } from "../helpers/notify_socket.ts";
+import { scriptArgs } from "../helpers/script_args.ts";
 import { ServiceNotify, watchdogInterval } from "../../lib/agent/service_notify.ts";
 import { socketAddress } from "../../lib/os/sd_notify.ts";
 import { DevManager } from "../../scripts/dev_manager.ts";
 import { AgentProcess } from "../../scripts/agent_process.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function sha256(text: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 Deno.test("watchdog: pings come from the event loop, so a blocked loop sends none", async () => {
   const sock = new NotifySocket();
@@ -94,10 +90,7 @@ Deno.test("agent: READY=1, STATUS= lines, WATCHDOG=1 that stop while it is froze
 
     // A running command shows in the status line.
     const text = "#!/bin/sh\nsleep 2\n";
-    const run = manager.request("run_script", {
-      b64script: btoa(text),
-      checksum: await sha256(text),
-    });
+    const run = manager.request("run_script", await scriptArgs(text));
     await waitFor(
       () =>
         has("STATUS=") && /1 command running/.test(

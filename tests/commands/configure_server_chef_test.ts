@@ -17,6 +17,7 @@ import { buildReport } from "../../lib/cli/report.ts";
 import { loadConfig } from "../../lib/config/mod.ts";
 import { runProgram } from "../helpers/run.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { pathExists } from "../../lib/os/fs_stat.ts";
 
 /** The stand-in chef-client; behaviour chosen by the file $RECORD/mode ("ok" or "fail"). */
 function standIn(record: string): string {
@@ -60,15 +61,6 @@ function canaryKey(canary: string): string {
   // The canary is base64-safe text standing whole on PEM body lines.
   const body = [canary.padEnd(64, "A"), "B".repeat(64), canary.padEnd(44, "C")].join("\n");
   return `-----BEGIN RSA PRIVATE KEY-----\n${body}\n-----END RSA PRIVATE KEY-----\n`;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test({
@@ -143,7 +135,7 @@ Deno.test({
           run_list: ["recipe[base]", "role[web]"],
         });
         // The validation key is gone; the previous client.rb was kept.
-        assert.ok(!exists((await Deno.readTextFile(`${record}/key-path`)).trim()));
+        assert.ok(!pathExists((await Deno.readTextFile(`${record}/key-path`)).trim()));
         assert.equal(
           await Deno.readTextFile(`${chefDir}/client.rb.orig`),
           "# the previous client.rb\n",
@@ -162,7 +154,7 @@ Deno.test({
         // stderr is empty: the tail of stdout says why.
         assert.match(String(reply.message), /dcm chef test failure/);
         assert.ok(!String(reply.message).includes(canary));
-        assert.ok(!exists((await Deno.readTextFile(`${record}/key-path`)).trim()));
+        assert.ok(!pathExists((await Deno.readTextFile(`${record}/key-path`)).trim()));
         assert.ok(
           logFrames(cm.manager).some((l) =>
             l.level === "INFO" && /dcm chef test failure/.test(l.message)
@@ -195,8 +187,8 @@ Deno.test({
         assert.ok(performance.now() - started < 20_000);
         assert.notEqual(reply.return_code, 0);
         assert.match(String(reply.message), /cancelled/);
-        await waitFor(() => !exists(`/proc/${pid}`), 5000, "the child to be killed");
-        assert.ok(!exists((await Deno.readTextFile(`${record}/key-path`)).trim()));
+        await waitFor(() => !pathExists(`/proc/${pid}`), 5000, "the child to be killed");
+        assert.ok(!pathExists((await Deno.readTextFile(`${record}/key-path`)).trim()));
       });
 
       await t.step(
@@ -208,7 +200,7 @@ Deno.test({
           assert.equal(reply.return_code, 1);
           const error = decodeURIComponent(String(reply.error_message));
           assert.match(error, /has SHA-256 [0-9a-f]{64}, not the configured/);
-          assert.ok(!exists(`${record}/installer-ran`));
+          assert.ok(!pathExists(`${record}/installer-ran`));
         },
       );
 

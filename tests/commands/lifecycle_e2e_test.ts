@@ -11,12 +11,8 @@ import assert from "node:assert/strict";
 import { DevManager, type Frame } from "../../scripts/dev_manager.ts";
 import { AgentProcess } from "../../scripts/agent_process.ts";
 import { delay } from "../helpers/wait.ts";
+import { sha256Text } from "../helpers/script_args.ts";
 import { VERSION } from "../../lib/protocol/mod.ts";
-
-async function sha256(data: Uint8Array): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 const payloadOf = (f: Frame) => f.payload as Frame;
 
@@ -35,7 +31,7 @@ Deno.test("upgrade: a file:// script runs with version, options file and args; a
       newVersion: "9.9.9",
       url: `file://${script}`,
       args: ["--daemon", 7],
-      checksum: await sha256(new TextEncoder().encode(text)),
+      checksum: await sha256Text(text),
     });
     const reply = payloadOf(good.reply);
     assert.equal(reply.return_code, 0, String(reply.error_message));
@@ -80,7 +76,7 @@ Deno.test("upgrade: a file:// script runs with version, options file and args; a
         newVersion: "9.9.10",
         url,
         args: [],
-        checksum: await sha256(new TextEncoder().encode(text)),
+        checksum: await sha256Text(text),
       });
       assert.equal(payloadOf(viaHttp.reply).return_code, 0);
       assert.match(String(payloadOf(viaHttp.reply).message), /^args: 9\.9\.10 /);

@@ -7,6 +7,7 @@
  */
 import { join } from "node:path";
 import { makeCerts } from "./tls_certs.ts";
+import { pathExists } from "../../lib/os/fs_stat.ts";
 
 /** Debian package -> a file it installs. */
 const PACKAGES: Record<string, string> = {
@@ -17,15 +18,6 @@ const PACKAGES: Record<string, string> = {
 /** Debian's client, not another docker that may be first on PATH. */
 const DOCKER_CLI = "/usr/bin/docker";
 
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Why dockerd cannot run here (not root), or null. */
 export function cannotRunDocker(): string | null {
   return Deno.uid() === 0 ? null : "dockerd needs root; these tests run it on a private socket";
@@ -33,7 +25,7 @@ export function cannotRunDocker(): string | null {
 
 /** Installs the Debian packages the docker tests need; throws naming the missing package. */
 export async function ensureDockerPackages(): Promise<void> {
-  const missing = Object.entries(PACKAGES).filter(([, f]) => !exists(f)).map(([p]) => p);
+  const missing = Object.entries(PACKAGES).filter(([, f]) => !pathExists(f)).map(([p]) => p);
   if (missing.length === 0) return;
   const install = "apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -q " +
     `-o DPkg::Lock::Timeout=300 --no-install-recommends ${missing.join(" ")}`;
@@ -42,7 +34,7 @@ export async function ensureDockerPackages(): Promise<void> {
     stdout: "piped",
     stderr: "piped",
   }).output().catch((err) => ({ success: false, stderr: new TextEncoder().encode(String(err)) }));
-  const still = Object.entries(PACKAGES).filter(([, f]) => !exists(f)).map(([p]) => p);
+  const still = Object.entries(PACKAGES).filter(([, f]) => !pathExists(f)).map(([p]) => p);
   if (!out.success || still.length > 0) {
     throw new Error(
       `the docker tests need the Debian packages ${still.join(", ")}; install them with ` +

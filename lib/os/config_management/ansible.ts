@@ -10,6 +10,7 @@ import { downloadFile } from "./download.ts";
 import { findProgram, runAsUser, type RunSettings, type Workspace } from "./workspace.ts";
 import type { ConfigRequest, ConfigSettings, ToolRun } from "./types.ts";
 import { runProcess } from "../process_runner.ts";
+import { pathExists } from "../fs_stat.ts";
 
 /** Playbook run when the run list is empty: an archive's `site.yml`. */
 const DEFAULT_ARCHIVE_PLAYBOOK = "site.yml";
@@ -145,16 +146,7 @@ async function fetchArchive(
   // playbooks are not at its top.
   const entries = [...Deno.readDirSync(tree)];
   if (
-    entries.length === 1 && entries[0].isDirectory && !exists(join(tree, options.first))
+    entries.length === 1 && entries[0].isDirectory && !pathExists(join(tree, options.first))
   ) return join(tree, entries[0].name);
   return tree;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

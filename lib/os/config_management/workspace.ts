@@ -10,7 +10,7 @@ import { type ProcessResult, runProcess } from "../process_runner.ts";
 import { ToolRunner } from "../run_tool.ts";
 
 /** Directories searched for configuration-management programs, in order. */
-export const PROGRAM_DIRS: readonly string[] = [
+const PROGRAM_DIRS: readonly string[] = [
   "/usr/local/sbin",
   "/usr/local/bin",
   "/usr/sbin",
@@ -190,26 +190,9 @@ export async function runAsUser(
       "--",
       ...argv,
     ];
-    // sudo -n never asks for a password; env is passed explicitly through `env`.
-    if (settings.sudo) {
-      command = [
-        settings.sudo,
-        "-n",
-        "--",
-        findProgram("env") ?? "/usr/bin/env",
-        "-i",
-        ...Object.entries(fullEnv).map(([k, v]) => `${k}=${v}`),
-        ...command,
-      ];
-    }
+    if (settings.sudo) command = throughSudo(settings.sudo, fullEnv, command, ["-i"]);
   }
-  return await runProcess(command, {
-    env: fullEnv,
-    clearEnv: true,
-    timeoutMs: settings.timeoutMs,
-    maxOutputBytes: settings.maxOutputBytes,
-    signal: settings.signal,
-  });
+  return await runLimited(command, fullEnv, settings);
 }
 
 /** Runs `argv` as root (through sudo when the agent is not root), with the same limits. */
@@ -220,17 +203,37 @@ export async function runPrivileged(
 ): Promise<ProcessResult> {
   const fullEnv = { PATH: PROGRAM_DIRS.join(":"), LANG: "C.UTF-8", ...env };
   const command = settings.sudo && Deno.uid() !== 0
-    ? [
-      settings.sudo,
-      "-n",
-      "--",
-      findProgram("env") ?? "/usr/bin/env",
-      ...Object.entries(fullEnv).map(([k, v]) => `${k}=${v}`),
-      ...argv,
-    ]
+    ? throughSudo(settings.sudo, fullEnv, argv, [])
     : argv;
-  return await runProcess(command, {
-    env: fullEnv,
+  return await runLimited(command, fullEnv, settings);
+}
+
+/** `command` under `sudo -n env VAR=value…`: sudo never asks for a password, and drops env. */
+function throughSudo(
+  sudo: string,
+  env: Record<string, string>,
+  command: string[],
+  envFlags: string[],
+): string[] {
+  return [
+    sudo,
+    "-n",
+    "--",
+    findProgram("env") ?? "/usr/bin/env",
+    ...envFlags,
+    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    ...command,
+  ];
+}
+
+/** Runs `command` with exactly `env`, the time limit, the output cap and CANCEL. */
+function runLimited(
+  command: string[],
+  env: Record<string, string>,
+  settings: RunSettings,
+): Promise<ProcessResult> {
+  return runProcess(command, {
+    env,
     clearEnv: true,
     timeoutMs: settings.timeoutMs,
     maxOutputBytes: settings.maxOutputBytes,

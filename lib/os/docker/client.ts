@@ -18,7 +18,7 @@ export const CLIENT_MAX_API = "1.45";
 const START_BODY_API = "1.23";
 
 /** Compares "1.x" API versions. */
-export function compareApi(a: string, b: string): number {
+function compareApi(a: string, b: string): number {
   const [am, an] = a.split(".").map(Number);
   const [bm, bn] = b.split(".").map(Number);
   return am !== bm ? am - bm : an - bn;

@@ -11,45 +11,39 @@ export interface StreamText {
 }
 
 /** Decodes a multiplexed log stream into text (stdout and stderr interleaved as sent). */
-export async function readMultiplexed(
+export function readMultiplexed(
   body: ReadableStream<Uint8Array>,
   options: { maxBytes: number },
 ): Promise<StreamText> {
-  const decoder = new TextDecoder();
   let pending: Uint8Array = new Uint8Array(0);
-  let text = "";
-  let bytes = 0;
-  const reader = body.getReader();
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      pending = concat(pending, value);
-      let at = 0;
-      while (pending.length - at >= 8) {
-        const size = new DataView(pending.buffer, pending.byteOffset + at + 4, 4).getUint32(0);
-        if (pending.length - at - 8 < size) break;
-        const frame = pending.subarray(at + 8, at + 8 + size);
-        at += 8 + size;
-        if (bytes + frame.length > options.maxBytes) {
-          text += decoder.decode(frame.subarray(0, options.maxBytes - bytes));
-          return { text, truncated: true };
-        }
-        bytes += frame.length;
-        text += decoder.decode(frame, { stream: true });
-      }
-      pending = pending.slice(at);
+  return readCapped(body, options.maxBytes, (chunk) => {
+    pending = concat(pending, chunk);
+    const frames: Uint8Array[] = [];
+    let at = 0;
+    while (pending.length - at >= 8) {
+      const size = new DataView(pending.buffer, pending.byteOffset + at + 4, 4).getUint32(0);
+      if (pending.length - at - 8 < size) break;
+      frames.push(pending.subarray(at + 8, at + 8 + size));
+      at += 8 + size;
     }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  return { text: text + decoder.decode(), truncated: false };
+    pending = pending.slice(at);
+    return frames;
+  });
 }
 
 /** Reads a raw (TTY) log stream as text. */
-export async function readRaw(
+export function readRaw(
   body: ReadableStream<Uint8Array>,
   options: { maxBytes: number },
+): Promise<StreamText> {
+  return readCapped(body, options.maxBytes, (chunk) => [chunk]);
+}
+
+/** Decodes the pieces `split` cuts from each chunk, up to `maxBytes`. */
+async function readCapped(
+  body: ReadableStream<Uint8Array>,
+  maxBytes: number,
+  split: (chunk: Uint8Array) => Uint8Array[],
 ): Promise<StreamText> {
   const decoder = new TextDecoder();
   let text = "";
@@ -59,12 +53,14 @@ export async function readRaw(
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      if (bytes + value.length > options.maxBytes) {
-        text += decoder.decode(value.subarray(0, options.maxBytes - bytes));
-        return { text, truncated: true };
+      for (const piece of split(value)) {
+        if (bytes + piece.length > maxBytes) {
+          text += decoder.decode(piece.subarray(0, maxBytes - bytes));
+          return { text, truncated: true };
+        }
+        bytes += piece.length;
+        text += decoder.decode(piece, { stream: true });
       }
-      bytes += value.length;
-      text += decoder.decode(value, { stream: true });
     }
   } finally {
     await reader.cancel().catch(() => {});
