@@ -7,15 +7,18 @@
  * confirmation in time the previous executable is put back and restarted.
  * Loaded by path, on first use.
  */
-import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { syncDirectory } from "./atomic_file.ts";
+import { downloadOrThrow, sha256File } from "./download.ts";
 import { runProcess } from "./process_runner.ts";
 import { serviceAction, type ServiceManager } from "./service.ts";
 import { readUpgrade, type UpgradeRecord, writeUpgrade } from "./upgrade_state.ts";
 
 const VERSION_TIMEOUT_MS = 60_000;
-const DOWNLOAD_TIMEOUT_MS = 30 * 60_000;
+/** How long the server may stay silent while a new executable downloads. */
+const DOWNLOAD_STALL_MS = 60_000;
+/** Largest executable accepted (the agent's binary is about 100 MB). */
+const MAX_BINARY_BYTES = 1024 * 1024 * 1024;
 const POLL_MS = 250;
 
 /** A checked new executable, staged beside the target. */
@@ -39,13 +42,10 @@ export async function stageBinary(source: string, options: StageOptions): Promis
   const staged = `${options.target}.new`;
   try {
     if (/^https?:\/\//i.test(source)) {
-      const response = await fetch(source, { signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS) });
-      if (response.status !== 200 || !response.body) {
-        await response.body?.cancel();
-        throw new Error(`downloading ${source} failed: HTTP ${response.status}`);
-      }
-      const out = await Deno.open(staged, { write: true, create: true, truncate: true });
-      await response.body.pipeTo(out.writable);
+      await downloadOrThrow(new URL(source), staged, {
+        connectTimeoutMs: DOWNLOAD_STALL_MS,
+        maxBytes: MAX_BINARY_BYTES,
+      });
     } else {
       const path = source.startsWith("file://")
         ? decodeURIComponent(new URL(source).pathname)
@@ -53,7 +53,7 @@ export async function stageBinary(source: string, options: StageOptions): Promis
       await Deno.copyFile(path, staged);
     }
     if (options.sha256) {
-      const actual = await fileSha256(staged);
+      const actual = await sha256File(staged);
       if (actual !== options.sha256.trim().toLowerCase()) {
         throw new Error(
           `the checksum does not match: expected ${options.sha256}, got ${actual}; nothing was changed`,
@@ -78,13 +78,6 @@ export async function stageBinary(source: string, options: StageOptions): Promis
     await Deno.remove(staged).catch(() => {});
     throw err;
   }
-}
-
-async function fileSha256(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  const file = await Deno.open(path);
-  for await (const chunk of file.readable) hash.update(chunk);
-  return hash.digest("hex");
 }
 
 /**

@@ -1,26 +1,34 @@
 /**
- * Downloads a script or upgrade package over http(s) into a file, with a
- * stall timeout, a size limit and cancellation (fetch_run, upgrade).
+ * The agent's one http(s) downloader: a file streamed to disk with a stall
+ * timeout, a size limit and cancellation (scripts, upgrades, installers,
+ * playbook archives, new executables), and a streaming SHA-256 of a file so
+ * a download is checked before anything runs it.
  */
 import { makeReply, type ReplyPayload } from "../protocol/mod.ts";
 import { METADATA_REQUEST_HEADERS } from "./cloud_metadata.ts";
 
-/** Largest file downloaded; a bigger body is refused rather than filling the disk. */
+/** Default largest file downloaded; a bigger body is refused rather than filling the disk. */
 const MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024;
 
 /** Options of {@linkcode download}. */
 export interface DownloadOptions {
   /** Longest wait for the response headers and, later, for each body chunk. */
   connectTimeoutMs: number;
-  signal: AbortSignal;
+  signal?: AbortSignal;
+  /** Largest body accepted; default 64 MiB. */
+  maxBytes?: number;
+  /** Mode of a file the download creates; default 0600. */
+  mode?: number;
 }
 
-/** Streams the URL into `file`; returns null when it is complete, else the failure reply (fetch_run, upgrade). */
+/** Streams the URL into `file`; returns null when it is complete, else the failure reply. */
 export async function download(
   url: URL,
   file: string,
   options: DownloadOptions,
 ): Promise<ReplyPayload | null> {
+  const maxBytes = options.maxBytes ?? MAX_DOWNLOAD_BYTES;
+  const signal = options.signal ?? new AbortController().signal;
   const failed = (reason: string) =>
     makeReply(1, { error_message: `Failed to download the URL ${url.href}: ${reason}` });
   const stall = new AbortController();
@@ -34,34 +42,37 @@ export async function download(
     arm();
     const response = await fetch(url, {
       headers: METADATA_REQUEST_HEADERS,
-      signal: AbortSignal.any([stall.signal, options.signal]),
+      signal: AbortSignal.any([stall.signal, signal]),
     });
     if (response.status !== 200) {
       await response.body?.cancel();
       return failed(`the server answered HTTP ${response.status} ${response.statusText}`.trim());
     }
     const declared = Number(response.headers.get("content-length") ?? "0");
-    if (declared > MAX_DOWNLOAD_BYTES || response.body === null) {
+    if (declared > maxBytes || response.body === null) {
       await response.body?.cancel();
       return failed(
         response.body === null
           ? "the response has no body"
-          : `the script is ${declared} bytes, more than the limit of ${MAX_DOWNLOAD_BYTES}`,
+          : `the file is ${declared} bytes, more than the limit of ${maxBytes}`,
       );
     }
-    out = await Deno.open(file, { write: true, truncate: true });
+    out = await Deno.open(file, {
+      write: true,
+      create: true,
+      truncate: true,
+      mode: options.mode ?? 0o600,
+    });
     let size = 0;
     for await (const chunk of response.body) {
       arm();
       size += chunk.length;
-      if (size > MAX_DOWNLOAD_BYTES) {
-        return failed(`the script is larger than the limit of ${MAX_DOWNLOAD_BYTES} bytes`);
-      }
+      if (size > maxBytes) return failed(`the file is larger than the limit of ${maxBytes} bytes`);
       await writeAll(out, chunk);
     }
     return null;
   } catch (err) {
-    if (options.signal.aborted) {
+    if (signal.aborted) {
       return makeReply(1, { error_message: `the download of ${url.href} was cancelled` });
     }
     if (stall.signal.aborted) {
@@ -72,6 +83,29 @@ export async function download(
     clearTimeout(timer);
     out?.close();
   }
+}
+
+/** Like {@linkcode download}, but throws the failure's text; an incomplete file is removed. */
+export async function downloadOrThrow(
+  url: URL,
+  file: string,
+  options: DownloadOptions,
+): Promise<void> {
+  const failure = await download(url, file, options);
+  if (failure === null) return;
+  await Deno.remove(file).catch(() => {});
+  throw new Error(failure.error_message);
+}
+
+/** The SHA-256 hex digest of a file, read as a stream (a new executable can be large). */
+export async function sha256File(path: string): Promise<string> {
+  // node:crypto streams but costs resident memory: loaded only by the callers that need it.
+  const { createHash } = await import("node:crypto");
+  const hash = createHash("sha256");
+  const file = await Deno.open(path);
+  for await (const chunk of file.readable) hash.update(chunk); // the stream closes the file
+
+  return hash.digest("hex");
 }
 
 /** The error's message followed by its causes' ("fetch failed" alone says little). */

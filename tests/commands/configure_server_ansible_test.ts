@@ -138,7 +138,7 @@ Deno.test({
           endpoint: `${base}/missing.tar.gz`,
         });
         assert.equal(reply.return_code, 1);
-        assert.match(decodeURIComponent(String(reply.error_message)), /answered 404/);
+        assert.match(decodeURIComponent(String(reply.error_message)), /answered HTTP 404/);
       });
 
       await t.step("a git repository runs with ansible-pull", async () => {

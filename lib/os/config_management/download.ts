@@ -1,12 +1,15 @@
 /**
- * Downloads a file (an installer, a playbook archive) to disk with a size
- * limit, and checks its SHA-256 before anything runs it: never a pipe from
- * the network into a shell.
+ * Downloads an installer or a playbook archive with the agent's downloader and
+ * checks its SHA-256 before anything runs it: never a pipe from the network
+ * into a shell.
  */
-import { createHash } from "node:crypto";
+import { downloadOrThrow, sha256File } from "../download.ts";
 
 /** Largest file accepted (installers and playbook archives are far smaller). */
 const MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024;
+
+/** How long the server may stay silent, before the headers and between chunks. */
+const STALL_TIMEOUT_MS = 60_000;
 
 /** Options for {@linkcode downloadFile}. */
 export interface DownloadOptions {
@@ -33,48 +36,14 @@ export async function downloadFile(
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     throw new Error(`'${url}' is not an http or https URL; give an http or https URL`);
   }
-  let response: Response;
-  try {
-    response = await fetch(parsed, { signal: options.signal });
-  } catch (err) {
-    throw new Error(`cannot download ${url}: ${(err as Error).message}`);
-  }
-  if (!response.ok || response.body === null) {
-    await response.body?.cancel();
-    throw new Error(
-      `cannot download ${url}: the server answered ${response.status} ${response.statusText}`,
-    );
-  }
-  const file = await Deno.open(dest, {
-    write: true,
-    create: true,
-    truncate: true,
-    mode: options.mode ?? 0o600,
+  await downloadOrThrow(parsed, dest, {
+    connectTimeoutMs: STALL_TIMEOUT_MS,
+    signal: options.signal,
+    maxBytes: MAX_DOWNLOAD_BYTES,
+    mode: options.mode,
   });
-  // Streamed: an installer can be large, and node:crypto is loaded only on this path.
-  const hasher = createHash("sha256");
-  let size = 0;
-  try {
-    for await (const chunk of response.body) {
-      size += chunk.length;
-      if (size > MAX_DOWNLOAD_BYTES) {
-        throw new Error(`${url} is larger than ${MAX_DOWNLOAD_BYTES} bytes; refusing it`);
-      }
-      hasher.update(chunk);
-      let written = 0;
-      while (written < chunk.length) written += await file.write(chunk.subarray(written));
-    }
-  } catch (err) {
-    file.close();
-    await Deno.remove(dest).catch(() => {});
-    if (options.signal?.aborted) throw new Error(`the download of ${url} was stopped`);
-    throw err instanceof Error && err.message.includes(url)
-      ? err
-      : new Error(`cannot download ${url}: ${(err as Error).message}`);
-  }
-  file.close();
   if (options.sha256) {
-    const actual = hasher.digest("hex");
+    const actual = await sha256File(dest);
     if (actual !== options.sha256.trim().toLowerCase()) {
       await Deno.remove(dest).catch(() => {});
       throw new Error(
