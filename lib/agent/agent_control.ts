@@ -1,12 +1,13 @@
 /**
  * What the life-cycle commands ask of the running agent: clear the journal
  * and logs (clean_image), stop the service once a REPLY is safe (terminate),
- * and record each accepted handshake so `upgrade-binary` can see the new
- * agent reach the manager.
+ * and confirm a waiting upgrade at the first accepted handshake so
+ * `upgrade-binary` sees the new agent reach the manager.
  */
 import { join } from "node:path";
 import { CONSOLE_CATEGORY, getLogger } from "../logging/mod.ts";
 import type { AgentControl, Journal } from "../core/mod.ts";
+import { confirmUpgrade } from "../os/mod.ts";
 import { VERSION } from "../protocol/mod.ts";
 
 const log = getLogger(["dcm", "agent"]);
@@ -78,11 +79,10 @@ async function stopWhenReplied(requestId: string, options: AgentControlOptions):
   options.exit();
 }
 
-/** Records an accepted handshake; reports a finished upgrade or rollback as a LOG line. */
-export async function noteHandshake(baseDir: string, startedAt: string): Promise<void> {
+/** At an accepted handshake: confirms a waiting upgrade or rollback and reports it as a LOG line. */
+export function noteHandshake(baseDir: string, startedAt: string): void {
   try {
-    const { recordHandshake } = await import("../os/upgrade_state.ts");
-    const done = recordHandshake(baseDir, { pid: Deno.pid, version: VERSION, started: startedAt });
+    const done = confirmUpgrade(baseDir, startedAt);
     if (done?.state === "upgraded") {
       consoleLog.info("dcm-agent upgraded from {from} to {to}; the previous executable is kept", {
         from: done.fromVersion,
@@ -95,7 +95,7 @@ export async function noteHandshake(baseDir: string, startedAt: string): Promise
       );
     }
   } catch (err) {
-    log.warn("cannot record the handshake in the secure directory: {error}", {
+    log.warn("cannot confirm the upgrade in the secure directory: {error}", {
       error: (err as Error).message,
     });
   }

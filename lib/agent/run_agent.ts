@@ -202,7 +202,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
         void journal.purgeOtherAgents(agentId);
       }
       log.info("connected to the manager as agent {agentId}", { agentId });
-      void noteHandshake(baseDir, startedAt);
+      noteHandshake(baseDir, startedAt);
     },
     onTokenConflict: () => {
       log.warn(

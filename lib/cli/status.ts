@@ -16,14 +16,7 @@ import {
   timestamp,
 } from "../core/mod.ts";
 import { type AgentConfig, SYSTEM_CONFIG_FILE } from "../config/mod.ts";
-import {
-  type HandshakeRecord,
-  readHandshake,
-  readLockOwner,
-  readUpgrade,
-  type UpgradeRecord,
-  userNameOf,
-} from "../os/mod.ts";
+import { readLockOwner, readUpgrade, type UpgradeRecord, userNameOf } from "../os/mod.ts";
 
 /** Where status output goes (tests capture it). */
 export interface StatusOutput {
@@ -52,7 +45,13 @@ export interface StatusFacts {
   manager_url: string | null;
   process: ProcessFacts;
   /** `connected` is null when it cannot be known (the journal cannot be read). */
-  connection: { connected: boolean | null; since: string | null; reason: string | null };
+  connection: {
+    connected: boolean | null;
+    since: string | null;
+    reason: string | null;
+    /** The running agent's version, as it recorded it. */
+    version: string | null;
+  };
   agent_state: { state: string; detail: string };
   requests: {
     processed: number;
@@ -63,8 +62,6 @@ export interface StatusFacts {
   };
   /** `error`: why an existing journal could not be read (e.g. not root). */
   journal: { file: string; found: boolean; error: string | null; reset: JournalReset | null };
-  /** The last successful handshake, as the agent recorded it. */
-  last_handshake: HandshakeRecord | null;
   /** The last `upgrade-binary`, with its outcome (upgraded, rolled back, ...). */
   last_upgrade: UpgradeRecord | null;
 }
@@ -115,7 +112,7 @@ function collectStatus(config: AgentConfig): StatusFacts {
     manager_url: config.connection.agentmanager_url,
     process,
     connection: error
-      ? { connected: null, since: null, reason: unreadable }
+      ? { connected: null, since: null, reason: unreadable, version: null }
       : connectionFacts(process, connection),
     agent_state: error
       ? { state: "UNKNOWN", detail: unreadable }
@@ -128,7 +125,6 @@ function collectStatus(config: AgentConfig): StatusFacts {
       replies_rejected: counts.REPLY_NACKED ?? 0,
     },
     journal: { file: dbfile, found, error, reset },
-    last_handshake: readHandshake(config.storage.base_dir!) ?? null,
     last_upgrade: readUpgrade(config.storage.base_dir!) ?? null,
   };
 }
@@ -165,7 +161,7 @@ function renderStatus(f: StatusFacts, color: boolean): string[] {
   lines.push(row(
     "connection",
     c.connected
-      ? `${paint("green", "CONNECTED")}${since}`
+      ? `${paint("green", "CONNECTED")}${since}${c.version ? ` (agent version ${c.version})` : ""}`
       : c.connected === null
       ? `${paint("yellow", "UNKNOWN")} (${c.reason})`
       : `${paint(p.running ? "red" : "yellow", "NOT CONNECTED")}${since}${
@@ -207,8 +203,6 @@ function renderStatus(f: StatusFacts, color: boolean): string[] {
       ),
     );
   }
-  const hs = f.last_handshake;
-  if (hs) lines.push(row("last handshake", `${hs.at} (pid ${hs.pid}, version ${hs.version})`));
   const up = f.last_upgrade;
   if (up) {
     const upColor: Color = up.state === "upgraded"
@@ -263,16 +257,18 @@ function connectionFacts(
     return {
       connected: false,
       since: null,
+      version: null,
       reason: "the agent is not running" +
         (record ? `; last recorded at ${since}: ${record.reason ?? "connected"}` : ""),
     };
   }
   if (!record || record.pid !== p.pid) {
-    return { connected: false, since: null, reason: "no connection recorded yet" };
+    return { connected: false, since: null, reason: "no connection recorded yet", version: null };
   }
   return {
     connected: record.connected,
     since,
+    version: record.version ?? null,
     reason: record.connected ? null : record.reason ?? null,
   };
 }

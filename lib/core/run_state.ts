@@ -7,6 +7,7 @@
  */
 import type { Journal } from "./journal.ts";
 import { timestamp } from "./journal_rows.ts";
+import { VERSION } from "../protocol/mod.ts";
 
 const CONNECTION_KEY = "connection";
 const REJECTED_KEY = "requests_rejected";
@@ -19,8 +20,9 @@ export interface ConnectionRecord {
   since: string;
   /** The manager URL the agent uses. */
   url: string;
-  /** The agent process that wrote the record. */
+  /** The agent process that wrote the record, and its version. */
   pid: number;
+  version: string;
   /** Why the connection went down (disconnected only). */
   reason?: string;
 }
@@ -28,9 +30,9 @@ export interface ConnectionRecord {
 /** Records a connect or disconnect. */
 export function recordConnection(
   journal: Journal,
-  record: Omit<ConnectionRecord, "since" | "pid">,
+  record: Omit<ConnectionRecord, "since" | "pid" | "version">,
 ): Promise<void> {
-  const full: ConnectionRecord = { ...record, since: timestamp(), pid: Deno.pid };
+  const full: ConnectionRecord = { ...record, since: timestamp(), pid: Deno.pid, version: VERSION };
   return journal.setValue(CONNECTION_KEY, JSON.stringify(full));
 }
 

@@ -86,7 +86,10 @@ Deno.test("status: labelled lines, manager URL, connected since, rejected reques
       assert.match(line, /^[a-z][a-zA-Z' ()]+:\s+\S/, `unlabelled: ${line}`);
     }
     assert.match(text.out, new RegExp(`manager URL:\\s+${manager.url.replaceAll("/", "\\/")}\n`));
-    assert.match(text.out, /connection:\s+CONNECTED since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n/);
+    assert.match(
+      text.out,
+      /connection:\s+CONNECTED since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(agent version \d+\.\d+\.\d+\)\n/,
+    );
     assert.match(text.out, /agent state:\s+UNKNOWN \(no initialize received yet\)/);
     assert.match(text.out, /requests processed:\s+1\n/);
     assert.match(text.out, /requests rejected \(NACK sent\):\s+2\n/);
@@ -100,6 +103,7 @@ Deno.test("status: labelled lines, manager URL, connected since, rejected reques
     assert.equal(json.manager_url, manager.url);
     assert.equal(json.connection.connected, true);
     assert.match(json.connection.since!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    assert.match(json.connection.version!, /^\d+\.\d+\.\d+$/);
     assert.deepEqual(json.requests, {
       processed: 1,
       rejected: 2,

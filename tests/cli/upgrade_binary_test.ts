@@ -194,7 +194,7 @@ Deno.test("upgrade-binary: success, checksum mismatch, rollbacks, and requests i
       }).output();
       const text = new TextDecoder().decode(status.stdout);
       assert.match(text, /last upgrade:\s+UPGRADED/);
-      assert.match(text, /last handshake:/);
+      assert.match(text, /connection:\s+CONNECTED since .* \(agent version /);
     });
 
     await t.step("a new executable that does not start is rolled back", async () => {
